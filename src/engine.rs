@@ -1,0 +1,130 @@
+//! The query engine: a DataFusion session whose catalog `cyoda`, schema
+//! `entities` holds the entity tables of one source.
+
+use std::sync::Arc;
+
+use datafusion::catalog::{CatalogProvider, MemoryCatalogProvider};
+use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use tsql_entity_tables::{
+    BadRecordPolicy, BadRecords, CATALOG, EntitySchema, EntitySource, SCHEMA, ScanOptions,
+};
+use tsql_local_files::LocalStore;
+use tsql_local_files::demo::demo_dir;
+
+/// Where entities come from.
+#[derive(Debug, Clone)]
+pub enum DataSource {
+    /// A folder of entity files.
+    Folder(std::path::PathBuf),
+    /// The generated demo dataset.
+    Demo,
+}
+
+/// How the engine treats its data.
+#[derive(Debug, Clone, Default)]
+pub struct EngineOptions {
+    /// What to do with records that cannot be read.
+    pub on_bad_record: BadRecordPolicy,
+    /// Schema name (default `entities`).
+    pub schema: Option<String>,
+}
+
+/// A query engine over one entity source.
+#[derive(Clone)]
+pub struct Engine {
+    ctx: SessionContext,
+    schema: Arc<EntitySchema>,
+    bad_records: Arc<BadRecords>,
+}
+
+impl Engine {
+    /// An engine over `source`.
+    pub fn open(source: &DataSource, options: EngineOptions) -> Result<Engine> {
+        let bad_records = Arc::new(BadRecords::default());
+        let dir = match source {
+            DataSource::Folder(d) => d.clone(),
+            DataSource::Demo => demo_dir().map_err(|e| {
+                DataFusionError::Execution(format!(
+                    "cannot write the demo data to the temporary folder: {e}"
+                ))
+            })?,
+        };
+        let store: Arc<dyn EntitySource> = Arc::new(LocalStore::new(
+            dir,
+            options.on_bad_record,
+            bad_records.clone(),
+        )?);
+        Ok(Self::over(store, options, bad_records))
+    }
+
+    /// An engine over any entity source.
+    pub fn over(
+        source: Arc<dyn EntitySource>,
+        options: EngineOptions,
+        bad_records: Arc<BadRecords>,
+    ) -> Engine {
+        let schema_name = options.schema.clone().unwrap_or_else(|| SCHEMA.to_string());
+        let config = SessionConfig::new()
+            .with_information_schema(true)
+            .with_default_catalog_and_schema(CATALOG, &schema_name)
+            .with_create_default_catalog_and_schema(false);
+        let ctx = SessionContext::new_with_config(config);
+        let scan = ScanOptions {
+            on_bad_record: options.on_bad_record,
+            bad_records: bad_records.clone(),
+        };
+        let schema = Arc::new(EntitySchema::new(source, scan));
+        let catalog = MemoryCatalogProvider::new();
+        catalog
+            .register_schema(&schema_name, schema.clone())
+            .expect("a memory catalog accepts schemas");
+        ctx.register_catalog(CATALOG, Arc::new(catalog));
+        Engine {
+            ctx,
+            schema,
+            bad_records,
+        }
+    }
+
+    /// The DataFusion session.
+    pub fn context(&self) -> &SessionContext {
+        &self.ctx
+    }
+
+    /// The entity schema.
+    pub fn entity_schema(&self) -> &Arc<EntitySchema> {
+        &self.schema
+    }
+
+    /// Records skipped so far under `--on-bad-record skip`, and the first reason.
+    pub fn skipped_records(&self) -> (usize, Option<String>) {
+        self.bad_records.summary()
+    }
+
+    /// Plans and starts `sql`, returning a stream of its result.
+    pub async fn execute(&self, sql: &str) -> Result<SendableRecordBatchStream> {
+        let df = self.ctx.sql(sql).await.map_err(explain)?;
+        df.execute_stream().await.map_err(explain)
+    }
+}
+
+/// Adds what to do next to common planning errors.
+pub fn explain(e: DataFusionError) -> DataFusionError {
+    let msg = e.to_string();
+    let hint = if msg.contains("table") && msg.contains("not found") {
+        Some("run `tsql schema` (or SHOW TABLES) to list the tables; names are lower-case")
+    } else if msg.contains("No field named") || msg.contains("Schema error") {
+        Some("run `tsql schema` (or DESCRIBE <table>) to list the columns; names are lower-case")
+    } else {
+        None
+    };
+    match hint {
+        Some(h) => DataFusionError::Plan(format!(
+            "{}\nhint: {h}",
+            msg.trim_start_matches("Error during planning: ")
+        )),
+        None => e,
+    }
+}

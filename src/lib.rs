@@ -1,0 +1,7 @@
+//! tsql: SQL over Cyoda entities. The library behind the `tsql` binary:
+//! engine sessions over entity sources, and result output.
+
+pub mod engine;
+pub mod output;
+
+pub use engine::{DataSource, Engine, EngineOptions};
