@@ -1,1 +1,201 @@
-fn main() {}
+//! Runs every `sql-tests/*.slt` file against a real tsql engine over local entity
+//! files. Each file gets its own empty data folder, filled by `tsql:` commands:
+//!
+//! - `tsql:write <path>` + lines: writes the lines to `<path>` in the data folder
+//!   (each write gets a modification time one second after the previous one,
+//!   starting at 2024-01-01T00:00:00Z, so bare records have known dates);
+//! - `tsql:append <path>` + lines, `tsql:remove <path>`;
+//! - `tsql:demo`: use the demo dataset instead;
+//! - `tsql:option on_bad_record=skip|fail`: reopen the engine with that policy;
+//! - `tsql:skipped` (as a query): how many records were skipped so far.
+//!
+//! The engine is opened once per file and kept, so files changed between
+//! queries test that the next query sees them.
+//!
+//! `cargo test --test sqllogictests -- <filter>` runs only files whose name contains `<filter>`.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use arrow::util::display::{ArrayFormatter, FormatOptions};
+use async_trait::async_trait;
+use futures::StreamExt;
+use sqllogictest::{AsyncDB, DBOutput, DefaultColumnType};
+use tsql::{DataSource, Engine, EngineOptions};
+use tsql_entity_tables::BadRecordPolicy;
+
+#[derive(Debug)]
+struct TestError(String);
+
+impl std::fmt::Display for TestError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for TestError {}
+
+struct TsqlDb {
+    dir: tempfile::TempDir,
+    demo: bool,
+    policy: BadRecordPolicy,
+    engine: Option<Engine>,
+    writes: u64,
+}
+
+impl TsqlDb {
+    fn new() -> Self {
+        TsqlDb { dir: tempfile::tempdir().expect("a temporary folder"), demo: false, policy: BadRecordPolicy::Fail, engine: None, writes: 0 }
+    }
+
+    fn engine(&mut self) -> Result<&Engine, TestError> {
+        if self.engine.is_none() {
+            let source = if self.demo { DataSource::Demo } else { DataSource::Folder(self.dir.path().to_path_buf()) };
+            let engine = Engine::open(&source, EngineOptions { on_bad_record: self.policy, schema: None }).map_err(|e| TestError(e.to_string()))?;
+            self.engine = Some(engine);
+        }
+        Ok(self.engine.as_ref().expect("just opened"))
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel.trim())
+    }
+
+    fn write(&mut self, rel: &str, body: &str, append: bool) -> Result<(), TestError> {
+        let path = self.path(rel);
+        std::fs::create_dir_all(path.parent().expect("inside the folder")).map_err(|e| TestError(e.to_string()))?;
+        let mut text = if append { std::fs::read_to_string(&path).unwrap_or_default() } else { String::new() };
+        text.push_str(body);
+        text.push('\n');
+        std::fs::write(&path, text).map_err(|e| TestError(e.to_string()))?;
+        let when = SystemTime::UNIX_EPOCH + Duration::from_secs(1_704_067_200 + self.writes);
+        self.writes += 1;
+        let f = std::fs::File::options().write(true).open(&path).map_err(|e| TestError(e.to_string()))?;
+        f.set_modified(when).map_err(|e| TestError(e.to_string()))?;
+        Ok(())
+    }
+
+    fn command(&mut self, sql: &str) -> Result<Option<DBOutput<DefaultColumnType>>, TestError> {
+        let (first, body) = sql.split_once('\n').unwrap_or((sql, ""));
+        let mut words = first.trim().splitn(2, ' ');
+        let cmd = words.next().unwrap_or("");
+        let arg = words.next().unwrap_or("").trim();
+        match cmd {
+            "tsql:write" => self.write(arg, body, false)?,
+            "tsql:append" => self.write(arg, body, true)?,
+            "tsql:remove" => std::fs::remove_file(self.path(arg)).map_err(|e| TestError(e.to_string()))?,
+            "tsql:demo" => {
+                self.demo = true;
+                self.engine = None;
+            }
+            "tsql:option" => {
+                self.policy = match arg {
+                    "on_bad_record=skip" => BadRecordPolicy::Skip,
+                    "on_bad_record=fail" => BadRecordPolicy::Fail,
+                    other => return Err(TestError(format!("unknown option {other}"))),
+                };
+                self.engine = None;
+            }
+            "tsql:skipped" => {
+                let n = self.engine()?.skipped_records().0;
+                return Ok(Some(DBOutput::Rows { types: vec![DefaultColumnType::Integer], rows: vec![vec![n.to_string()]] }));
+            }
+            _ => return Ok(None),
+        }
+        Ok(Some(DBOutput::StatementComplete(0)))
+    }
+}
+
+#[async_trait]
+impl AsyncDB for TsqlDb {
+    type Error = TestError;
+    type ColumnType = DefaultColumnType;
+
+    async fn run(&mut self, sql: &str) -> Result<DBOutput<Self::ColumnType>, Self::Error> {
+        if sql.trim_start().starts_with("tsql:") {
+            return Ok(self.command(sql.trim_start())?.expect("tsql: commands are handled"));
+        }
+        let engine = self.engine()?.clone();
+        let mut stream = engine.execute(sql).await.map_err(|e| TestError(e.to_string()))?;
+        let schema = stream.schema();
+        let types = schema
+            .fields()
+            .iter()
+            .map(|f| match f.data_type() {
+                t if t.is_integer() => DefaultColumnType::Integer,
+                t if t.is_floating() || matches!(t, arrow::datatypes::DataType::Decimal128(..)) => DefaultColumnType::FloatingPoint,
+                arrow::datatypes::DataType::Utf8 => DefaultColumnType::Text,
+                _ => DefaultColumnType::Any,
+            })
+            .collect();
+        let opts = FormatOptions::default().with_null("NULL");
+        let mut rows = Vec::new();
+        while let Some(batch) = stream.next().await {
+            let batch = batch.map_err(|e| TestError(e.to_string()))?;
+            let fmts = batch
+                .columns()
+                .iter()
+                .map(|c| ArrayFormatter::try_new(c.as_ref(), &opts))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| TestError(e.to_string()))?;
+            for r in 0..batch.num_rows() {
+                rows.push(
+                    fmts.iter()
+                        .map(|f| {
+                            let s = f.value(r).to_string();
+                            if s.is_empty() { "(empty)".to_string() } else { s }
+                        })
+                        .collect(),
+                );
+            }
+        }
+        if schema.fields().is_empty() {
+            return Ok(DBOutput::StatementComplete(0));
+        }
+        Ok(DBOutput::Rows { types, rows })
+    }
+
+    async fn shutdown(&mut self) {}
+
+    fn engine_name(&self) -> &str {
+        "tsql"
+    }
+}
+
+fn slt_files(dir: &Path, filter: Option<&str>) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .expect("sql-tests/ exists")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "slt"))
+        .filter(|p| filter.is_none_or(|f| p.to_string_lossy().contains(f)))
+        .collect();
+    files.sort();
+    files
+}
+
+fn main() {
+    let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("sql-tests");
+    let files = slt_files(&dir, filter.as_deref());
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a tokio runtime");
+    let (mut passed, mut failed) = (0, 0);
+    for file in &files {
+        let name = file.file_name().expect("a file").to_string_lossy().to_string();
+        let mut runner = sqllogictest::Runner::new(|| async { Ok(TsqlDb::new()) });
+        match runtime.block_on(runner.run_file_async(file)) {
+            Ok(()) => {
+                passed += 1;
+                println!("ok     {name}");
+            }
+            Err(e) => {
+                failed += 1;
+                println!("FAILED {name}\n{e}\n");
+            }
+        }
+    }
+    println!("sqllogictests: {passed} passed, {failed} failed");
+    if failed > 0 || files.is_empty() {
+        std::process::exit(1);
+    }
+}

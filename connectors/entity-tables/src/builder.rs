@@ -369,7 +369,7 @@ impl ColumnBuilder {
                 let child = values.finish();
                 let offs =
                     OffsetBuffer::new(ScalarBuffer::from(std::mem::replace(offsets, vec![0])));
-                let field = Arc::new(Field::new("element", element.arrow_type(), true));
+                let field = Arc::new(Field::new_list_field(element.arrow_type(), true));
                 Arc::new(ListArray::new(field, offs, child, validity.finish()))
             }
         }

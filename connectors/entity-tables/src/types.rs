@@ -65,7 +65,7 @@ impl SqlType {
             }
             SqlType::Varbinary => DataType::Binary,
             SqlType::Array(inner) => {
-                DataType::List(Arc::new(Field::new("element", inner.arrow_type(), true)))
+                DataType::List(Arc::new(Field::new_list_field(inner.arrow_type(), true)))
             }
         }
     }
