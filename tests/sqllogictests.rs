@@ -45,13 +45,30 @@ struct TsqlDb {
 
 impl TsqlDb {
     fn new() -> Self {
-        TsqlDb { dir: tempfile::tempdir().expect("a temporary folder"), demo: false, policy: BadRecordPolicy::Fail, engine: None, writes: 0 }
+        TsqlDb {
+            dir: tempfile::tempdir().expect("a temporary folder"),
+            demo: false,
+            policy: BadRecordPolicy::Fail,
+            engine: None,
+            writes: 0,
+        }
     }
 
     fn engine(&mut self) -> Result<&Engine, TestError> {
         if self.engine.is_none() {
-            let source = if self.demo { DataSource::Demo } else { DataSource::Folder(self.dir.path().to_path_buf()) };
-            let engine = Engine::open(&source, EngineOptions { on_bad_record: self.policy, schema: None }).map_err(|e| TestError(e.to_string()))?;
+            let source = if self.demo {
+                DataSource::Demo
+            } else {
+                DataSource::Folder(self.dir.path().to_path_buf())
+            };
+            let engine = Engine::open(
+                &source,
+                EngineOptions {
+                    on_bad_record: self.policy,
+                    schema: None,
+                },
+            )
+            .map_err(|e| TestError(e.to_string()))?;
             self.engine = Some(engine);
         }
         Ok(self.engine.as_ref().expect("just opened"))
@@ -63,14 +80,22 @@ impl TsqlDb {
 
     fn write(&mut self, rel: &str, body: &str, append: bool) -> Result<(), TestError> {
         let path = self.path(rel);
-        std::fs::create_dir_all(path.parent().expect("inside the folder")).map_err(|e| TestError(e.to_string()))?;
-        let mut text = if append { std::fs::read_to_string(&path).unwrap_or_default() } else { String::new() };
+        std::fs::create_dir_all(path.parent().expect("inside the folder"))
+            .map_err(|e| TestError(e.to_string()))?;
+        let mut text = if append {
+            std::fs::read_to_string(&path).unwrap_or_default()
+        } else {
+            String::new()
+        };
         text.push_str(body);
         text.push('\n');
         std::fs::write(&path, text).map_err(|e| TestError(e.to_string()))?;
         let when = SystemTime::UNIX_EPOCH + Duration::from_secs(1_704_067_200 + self.writes);
         self.writes += 1;
-        let f = std::fs::File::options().write(true).open(&path).map_err(|e| TestError(e.to_string()))?;
+        let f = std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .map_err(|e| TestError(e.to_string()))?;
         f.set_modified(when).map_err(|e| TestError(e.to_string()))?;
         Ok(())
     }
@@ -83,7 +108,9 @@ impl TsqlDb {
         match cmd {
             "tsql:write" => self.write(arg, body, false)?,
             "tsql:append" => self.write(arg, body, true)?,
-            "tsql:remove" => std::fs::remove_file(self.path(arg)).map_err(|e| TestError(e.to_string()))?,
+            "tsql:remove" => {
+                std::fs::remove_file(self.path(arg)).map_err(|e| TestError(e.to_string()))?
+            }
             "tsql:demo" => {
                 self.demo = true;
                 self.engine = None;
@@ -98,7 +125,10 @@ impl TsqlDb {
             }
             "tsql:skipped" => {
                 let n = self.engine()?.skipped_records().0;
-                return Ok(Some(DBOutput::Rows { types: vec![DefaultColumnType::Integer], rows: vec![vec![n.to_string()]] }));
+                return Ok(Some(DBOutput::Rows {
+                    types: vec![DefaultColumnType::Integer],
+                    rows: vec![vec![n.to_string()]],
+                }));
             }
             _ => return Ok(None),
         }
@@ -113,17 +143,24 @@ impl AsyncDB for TsqlDb {
 
     async fn run(&mut self, sql: &str) -> Result<DBOutput<Self::ColumnType>, Self::Error> {
         if sql.trim_start().starts_with("tsql:") {
-            return Ok(self.command(sql.trim_start())?.expect("tsql: commands are handled"));
+            return Ok(self
+                .command(sql.trim_start())?
+                .expect("tsql: commands are handled"));
         }
         let engine = self.engine()?.clone();
-        let mut stream = engine.execute(sql).await.map_err(|e| TestError(e.to_string()))?;
+        let mut stream = engine
+            .execute(sql)
+            .await
+            .map_err(|e| TestError(e.to_string()))?;
         let schema = stream.schema();
         let types = schema
             .fields()
             .iter()
             .map(|f| match f.data_type() {
                 t if t.is_integer() => DefaultColumnType::Integer,
-                t if t.is_floating() || matches!(t, arrow::datatypes::DataType::Decimal128(..)) => DefaultColumnType::FloatingPoint,
+                t if t.is_floating() || matches!(t, arrow::datatypes::DataType::Decimal128(..)) => {
+                    DefaultColumnType::FloatingPoint
+                }
                 arrow::datatypes::DataType::Utf8 => DefaultColumnType::Text,
                 _ => DefaultColumnType::Any,
             })
@@ -143,7 +180,11 @@ impl AsyncDB for TsqlDb {
                     fmts.iter()
                         .map(|f| {
                             let s = f.value(r).to_string();
-                            if s.is_empty() { "(empty)".to_string() } else { s }
+                            if s.is_empty() {
+                                "(empty)".to_string()
+                            } else {
+                                s
+                            }
                         })
                         .collect(),
                 );
@@ -178,10 +219,17 @@ fn main() {
     let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("sql-tests");
     let files = slt_files(&dir, filter.as_deref());
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a tokio runtime");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
     let (mut passed, mut failed) = (0, 0);
     for file in &files {
-        let name = file.file_name().expect("a file").to_string_lossy().to_string();
+        let name = file
+            .file_name()
+            .expect("a file")
+            .to_string_lossy()
+            .to_string();
         let mut runner = sqllogictest::Runner::new(|| async { Ok(TsqlDb::new()) });
         match runtime.block_on(runner.run_file_async(file)) {
             Ok(()) => {

@@ -210,12 +210,12 @@ impl ColumnBuilder {
                     b.append_value(v);
                     return Ok(());
                 }
-                return Err(ValueError(format!("{v} is not a {}", self.type_name())).into());
+                return Err(ValueError(format!("{v} is not a valid {}", self.type_name())).into());
             }
             _ => {
                 let (s, e) = c.skip_value()?;
                 return Err(ValueError(format!(
-                    "{} is not a {}",
+                    "{} is not a valid {}",
                     show(&c.buf()[s..e]),
                     self.type_name()
                 ))
@@ -253,7 +253,7 @@ impl ColumnBuilder {
             } else {
                 text.to_string()
             };
-            ValueError(format!("{shown} is not a {}", this.type_name()))
+            ValueError(format!("{shown} is not a valid {}", this.type_name()))
         };
         match self {
             ColumnBuilder::Boolean(b) => match text {
@@ -290,11 +290,12 @@ impl ColumnBuilder {
             }
             ColumnBuilder::Utf8(b) => b.append_value(text),
             ColumnBuilder::Date(b) => {
-                let d = temporal::parse_date(text).or_else(|| temporal::parse_year_or_month(text));
-                b.append_value(
-                    d.filter(|_| is_string)
-                        .ok_or_else(|| bad_ref(text, is_string, "DATE"))?,
-                )
+                let d = if is_string {
+                    temporal::parse_date(text).or_else(|| temporal::parse_year_or_month(text))
+                } else {
+                    temporal::parse_year_or_month(text)
+                };
+                b.append_value(d.ok_or_else(|| bad_ref(text, is_string, "DATE"))?)
             }
             ColumnBuilder::Time(b) => b.append_value(
                 temporal::parse_time(text)
@@ -382,7 +383,7 @@ fn bad_ref(text: &str, is_string: bool, type_name: &str) -> ValueError {
     } else {
         text.to_string()
     };
-    ValueError(format!("{shown} is not a {type_name}"))
+    ValueError(format!("{shown} is not a valid {type_name}"))
 }
 
 /// Either a conversion failure (the document is fine) or a syntax error.
@@ -550,7 +551,10 @@ mod tests {
         let (a, errors) = column(SqlType::BigInt, &["1", "\"x\"", "2.5"]);
         assert_eq!(a.len(), 1);
         assert_eq!(a.as_primitive::<Int64Type>().value(0), 1);
-        assert_eq!(errors, ["\"x\" is not a BIGINT", "2.5 is not a BIGINT"]);
+        assert_eq!(
+            errors,
+            ["\"x\" is not a valid BIGINT", "2.5 is not a valid BIGINT"]
+        );
     }
 
     #[test]

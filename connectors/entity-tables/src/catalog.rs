@@ -66,7 +66,7 @@ impl EntitySchema {
         let mut names = NameAllocator::default();
         let mut map = BTreeMap::new();
         for snap in &snapshots {
-            for layout in layout_model(&snap.model, &snap.shape, &mut names) {
+            for layout in layout_model(&snap.model, &snap.shape, &snap.declared, &mut names) {
                 map.insert(
                     layout.name.clone(),
                     CatalogTable {

@@ -440,6 +440,7 @@ mod tests {
                 version: 1,
             },
             &shape,
+            &Default::default(),
             &mut NameAllocator::default(),
         )
         .into_iter()

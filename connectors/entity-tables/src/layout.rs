@@ -103,6 +103,23 @@ pub struct TableLayout {
     pub json_path: String,
 }
 
+/// Declared column types by JSON path (see [`layout_model`]).
+pub type DeclaredTypes = std::collections::HashMap<String, SqlType>;
+
+/// The declared-type key of a column's JSON path: positions become `[*]`.
+fn declared_key(json_path: &str) -> String {
+    let mut out = String::with_capacity(json_path.len());
+    let mut rest = json_path;
+    while let Some(i) = rest.find('[') {
+        out.push_str(&rest[..i]);
+        let j = rest[i..].find(']').map_or(rest.len(), |j| i + j + 1);
+        out.push_str("[*]");
+        rest = &rest[j..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// Names of the meta columns, in order, every table starts with.
 pub const META_COLUMNS: [&str; 5] = [
     "entity_id",
@@ -156,15 +173,19 @@ impl TableLayout {
 
 /// Builds every table of a model from its shape. `tables` hands out table names
 /// across the whole schema so that two models never produce the same name.
+/// `declared` maps JSON paths (`$.a.b`, `$.lines[*].qty`, `$.tags[*]` for the
+/// elements of a primitive array) to declared types that replace inferred ones.
 pub fn layout_model(
     model: &ModelId,
     shape: &ObjectShape,
+    declared: &DeclaredTypes,
     tables: &mut NameAllocator,
 ) -> Vec<TableLayout> {
     let mut out = Vec::new();
     let root_name = tables.allocate(&model.table_base());
     let mut builder = TableBuilder::new(
         model,
+        declared,
         root_name.clone(),
         Vec::new(),
         RowKind::Object,
@@ -192,6 +213,7 @@ pub fn layout_model(
 
 struct TableBuilder<'m> {
     model: &'m ModelId,
+    declared: &'m DeclaredTypes,
     name: String,
     node: Vec<Step>,
     row: RowKind,
@@ -204,6 +226,7 @@ struct TableBuilder<'m> {
 impl<'m> TableBuilder<'m> {
     fn new(
         model: &'m ModelId,
+        declared: &'m DeclaredTypes,
         name: String,
         node: Vec<Step>,
         row: RowKind,
@@ -217,6 +240,7 @@ impl<'m> TableBuilder<'m> {
         reserved.extend((0..depth).map(|i| format!("index_{i}")));
         TableBuilder {
             model,
+            declared,
             name,
             node,
             row,
@@ -240,6 +264,17 @@ impl<'m> TableBuilder<'m> {
     }
 
     fn push(&mut self, base: &str, sql_type: SqlType, source: Source, json_path: String) {
+        let sql_type = match (&source, sql_type) {
+            (Source::List(_), SqlType::Array(inner)) => {
+                let key = format!("{}[*]", declared_key(&json_path));
+                SqlType::Array(Box::new(self.declared.get(&key).cloned().unwrap_or(*inner)))
+            }
+            (_, t) => self
+                .declared
+                .get(&declared_key(&json_path))
+                .cloned()
+                .unwrap_or(t),
+        };
         let name = self.names.allocate(&data_column_name(base));
         self.columns.push(DataColumn {
             name,
@@ -312,8 +347,12 @@ impl<'m> TableBuilder<'m> {
                 jp,
             ),
             Category::Scalar => {
-                let t = arr.elem.scalar.sql_type();
-                if arr.elem.scalar.is_mixed() || t.prefers_flattening() {
+                let declared = self.declared.get(&format!("{}[*]", declared_key(&jp)));
+                let t = declared
+                    .cloned()
+                    .unwrap_or_else(|| arr.elem.scalar.sql_type());
+                let mixed = declared.is_none() && arr.elem.scalar.is_mixed();
+                if mixed || t.prefers_flattening() {
                     self.flat_columns(arr, path, name, t, &jp);
                 } else {
                     self.push(
@@ -337,6 +376,7 @@ impl<'m> TableBuilder<'m> {
                 let table = tables.allocate(&format!("{}_{name}", self.name));
                 let mut child = TableBuilder::new(
                     self.model,
+                    self.declared,
                     table,
                     node,
                     RowKind::Object,
@@ -408,6 +448,7 @@ impl<'m> TableBuilder<'m> {
                 let table = tables.allocate(&format!("{}_{name}", self.name));
                 let mut child = TableBuilder::new(
                     self.model,
+                    self.declared,
                     table,
                     node,
                     RowKind::Object,
@@ -433,6 +474,7 @@ impl<'m> TableBuilder<'m> {
                 };
                 let mut child = TableBuilder::new(
                     self.model,
+                    self.declared,
                     table,
                     node,
                     RowKind::Elements,
@@ -482,6 +524,7 @@ mod tests {
                 version,
             },
             &shape,
+            &Default::default(),
             &mut NameAllocator::default(),
         )
     }

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use datafusion::error::Result;
 
-use crate::layout::ModelId;
+use crate::layout::{DeclaredTypes, ModelId};
 use crate::shape::ObjectShape;
 
 /// Where one revision's payload is: bytes `start..end` of part `part` (a file,
@@ -107,6 +107,11 @@ pub struct ModelSnapshot {
     pub revisions: Vec<Revision>,
     /// Where payloads are read from.
     pub store: Arc<dyn PayloadStore>,
+    /// Types declared upstream, by JSON path; they replace inferred types.
+    pub declared: DeclaredTypes,
+    /// Records that could not be read (with where they are), when the policy
+    /// is to fail: every scan of this model reports the first of them.
+    pub unreadable: Vec<String>,
     current: OnceLock<Arc<Vec<u32>>>,
     by_id: OnceLock<HashMap<Arc<str>, Vec<u32>>>,
 }
@@ -124,9 +129,23 @@ impl ModelSnapshot {
             shape,
             revisions,
             store,
+            declared: DeclaredTypes::new(),
+            unreadable: Vec::new(),
             current: OnceLock::new(),
             by_id: OnceLock::new(),
         }
+    }
+
+    /// The same snapshot with records that could not be read.
+    pub fn with_unreadable(mut self, unreadable: Vec<String>) -> Self {
+        self.unreadable = unreadable;
+        self
+    }
+
+    /// The same snapshot with types declared upstream.
+    pub fn with_declared(mut self, declared: DeclaredTypes) -> Self {
+        self.declared = declared;
+        self
     }
 
     /// Revisions (indexes into `revisions`, in storage order) visible at instant

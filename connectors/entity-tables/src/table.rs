@@ -234,6 +234,18 @@ impl TableProvider for EntityTable {
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let sel = selection_of(filters)?;
+        if let Some(first) = self.snapshot.unreadable.first() {
+            let more = match self.snapshot.unreadable.len() {
+                1 => String::new(),
+                n => format!(
+                    " ({} unreadable records in model {})",
+                    n, self.snapshot.model
+                ),
+            };
+            return Err(DataFusionError::Execution(format!(
+                "{first}{more}. Fix the record, or run with --on-bad-record skip to leave bad records out"
+            )));
+        }
         let now = state
             .execution_props()
             .query_execution_start_time

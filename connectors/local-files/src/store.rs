@@ -11,12 +11,14 @@ use std::sync::{Arc, Mutex};
 use std::time::UNIX_EPOCH;
 
 use datafusion::common::{DataFusionError, Result};
+use tsql_entity_tables::json::Cursor;
+use tsql_entity_tables::layout::DeclaredTypes;
 use tsql_entity_tables::{
     BadRecordPolicy, BadRecords, EntitySource, Location, ModelId, ModelSnapshot, ObjectShape,
-    PayloadStore, Revision,
+    PayloadStore, Revision, SqlType,
 };
 
-use crate::records::{BadRecord, FileFacts, IndexedRecords, index_json_document, index_ndjson};
+use crate::records::{FileFacts, IndexedRecords, index_json_document, index_ndjson};
 
 /// NDJSON files are indexed in pieces of about this many bytes, in parallel.
 const PIECE_BYTES: usize = 16 << 20;
@@ -34,10 +36,14 @@ struct IndexedFile {
     records: IndexedRecords,
 }
 
+/// The optional file of declared types in a model's folder.
+pub const TYPES_FILE: &str = "_types.json";
+
 #[derive(Debug, Default)]
 struct ModelCache {
     files: HashMap<PathBuf, Arc<IndexedFile>>,
     listing: Vec<(PathBuf, Stamp)>,
+    types: Option<Stamp>,
     snapshot: Option<Arc<ModelSnapshot>>,
 }
 
@@ -104,7 +110,9 @@ impl LocalStore {
             let entry = entry.map_err(|e| io_error("list", &dir, e))?;
             let path = entry.path();
             let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
-            if ext != "ndjson" && ext != "json" {
+            let name = entry.file_name();
+            let hidden = name.to_string_lossy().starts_with(['.', '_']);
+            if hidden || (ext != "ndjson" && ext != "json") {
                 continue;
             }
             let md = match entry.metadata() {
@@ -217,20 +225,6 @@ impl LocalStore {
             })
             .collect())
     }
-
-    fn bad_record_error(&self, path: &Path, bad: &BadRecord, total: usize) -> DataFusionError {
-        DataFusionError::Execution(format!(
-            "{} line {}: {}{}. Fix the record, or run with --on-bad-record skip to leave bad records out",
-            self.relative(path),
-            bad.line,
-            bad.message,
-            if total > 1 {
-                format!(" ({} bad records in this file)", total)
-            } else {
-                String::new()
-            }
-        ))
-    }
 }
 
 impl EntitySource for LocalStore {
@@ -265,10 +259,20 @@ impl EntitySource for LocalStore {
 
     fn snapshot(&self, model: &ModelId) -> Result<Arc<ModelSnapshot>> {
         let listing = self.list_files(model)?;
+        let types_path = self.model_dir(model).join(TYPES_FILE);
+        let types_stamp = std::fs::metadata(&types_path).ok().map(|m| Stamp {
+            modified: m
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                .map(|d| d.as_micros() as i64)
+                .unwrap_or(0),
+            len: m.len(),
+        });
         let mut cache = self.cache.lock().expect("not poisoned");
         let entry = cache.entry(model.clone()).or_default();
         if let Some(s) = &entry.snapshot {
-            if entry.listing == listing {
+            if entry.listing == listing && entry.types == types_stamp {
                 return Ok(s.clone());
             }
         }
@@ -285,20 +289,14 @@ impl EntitySource for LocalStore {
             .retain(|p, _| listing.iter().any(|(q, _)| q == p));
         let mut shape = ObjectShape::default();
         let mut revisions: Vec<Revision> = Vec::new();
+        let mut unreadable = Vec::new();
         for (part, (path, _)) in listing.iter().enumerate() {
             let f = &entry.files[path];
-            if let Some(first) = f.records.bad.first() {
+            for b in &f.records.bad {
+                let why = || format!("{} line {}: {}", self.relative(path), b.line, b.message);
                 match self.policy {
-                    BadRecordPolicy::Fail => {
-                        return Err(self.bad_record_error(path, first, f.records.bad.len()));
-                    }
-                    BadRecordPolicy::Skip => {
-                        for b in &f.records.bad {
-                            self.bad_records.skip(|| {
-                                format!("{} line {}: {}", self.relative(path), b.line, b.message)
-                            });
-                        }
-                    }
+                    BadRecordPolicy::Fail => unreadable.push(why()),
+                    BadRecordPolicy::Skip => self.bad_records.skip(why),
                 }
             }
             shape.merge(&f.records.shape);
@@ -314,11 +312,42 @@ impl EntitySource for LocalStore {
             files: listing.iter().map(|(p, _)| p.clone()).collect(),
             root: self.root.clone(),
         });
-        let snapshot = Arc::new(ModelSnapshot::new(model.clone(), shape, revisions, store));
+        let declared = match types_stamp {
+            Some(_) => read_declared_types(&types_path, &self.relative(&types_path))?,
+            None => DeclaredTypes::new(),
+        };
+        let snapshot = Arc::new(
+            ModelSnapshot::new(model.clone(), shape, revisions, store)
+                .with_declared(declared)
+                .with_unreadable(unreadable),
+        );
         entry.listing = listing;
+        entry.types = types_stamp;
         entry.snapshot = Some(snapshot.clone());
         Ok(snapshot)
     }
+}
+
+/// Reads `_types.json`: `{"$.path": "CYODA_TYPE", …}` (e.g. `"$.lines[*].qty": "INTEGER"`).
+fn read_declared_types(path: &Path, shown: &str) -> Result<DeclaredTypes> {
+    let text = std::fs::read(path).map_err(|e| io_error("read", path, e))?;
+    let bad = |msg: String| {
+        DataFusionError::Execution(format!(
+            "{shown}: {msg}. It maps JSON paths to Cyoda types, e.g. {{\"$.lines[*].qty\": \"INTEGER\"}}"
+        ))
+    };
+    let mut c = Cursor::new(&text);
+    let mut out = DeclaredTypes::new();
+    c.begin_object().map_err(|e| bad(e.to_string()))?;
+    let mut first = true;
+    while let Some(key) = c.next_key(first).map_err(|e| bad(e.to_string()))? {
+        first = false;
+        let name = c.read_str().map_err(|e| bad(e.to_string()))?;
+        let t = SqlType::from_declared(&name)
+            .ok_or_else(|| bad(format!("unknown type {name} for {key}")))?;
+        out.insert(key.into_owned(), t);
+    }
+    Ok(out)
 }
 
 /// Reads payloads from the files of one snapshot.
