@@ -57,7 +57,7 @@ pub async fn write_results(
                 .iter()
                 .map(|f| csv_field(f.name()))
                 .collect();
-            writeln!(out, "{}", header.join(",")).map_err(io)?;
+            write!(out, "{}\r\n", header.join(",")).map_err(io)?;
             while let Some(b) = stream.next().await {
                 let b = b?;
                 rows += b.num_rows();

@@ -1,7 +1,7 @@
 //! Decoding entity payloads into the record batches of one table, reading only
 //! the projected columns and skipping everything else in the JSON.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 use std::sync::Arc;
 
 use arrow::array::{
@@ -42,7 +42,7 @@ pub struct DecodeError {
 
 #[derive(Default)]
 struct ObjectPlan {
-    fields: HashMap<String, FieldPlan>,
+    fields: FxHashMap<String, FieldPlan>,
 }
 
 #[derive(Default)]
@@ -162,8 +162,8 @@ impl TableDecoder {
         let mut c = Cursor::new(payload);
         let mut indexes = Vec::with_capacity(self.table.index_depth);
         let mut first_error = None;
-        let node = self.table.node.clone();
-        let result = self.walk(&mut c, &node, &mut indexes, meta, &mut first_error);
+        let table = self.table.clone();
+        let result = self.walk(&mut c, &table.node, &mut indexes, meta, &mut first_error);
         let error = match result {
             Err(e) => Some(DecodeError {
                 json_path: self.table.json_path.clone(),

@@ -1,7 +1,7 @@
 //! Shape inference: the union of every field seen in a model's documents,
 //! with what kinds of value each path held. Layouts are derived from it.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 
 use crate::json::{Cursor, JsonResult, Kind};
 use crate::types::ScalarStats;
@@ -22,7 +22,7 @@ pub struct ValueShape {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ObjectShape {
     fields: Vec<(String, ValueShape)>,
-    positions: HashMap<String, usize>,
+    positions: FxHashMap<String, usize>,
 }
 
 /// Arrays seen at a path: their elements' shape and the widest length.

@@ -1,7 +1,7 @@
 //! What a connector provides: models, and per model a snapshot of its
 //! revisions (metadata plus where each payload lives) and its inferred shape.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 use std::fmt::Debug;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -174,7 +174,7 @@ impl ModelSnapshot {
     /// Like [`ModelSnapshot::visible`] but only for the entities in `ids`.
     pub fn visible_for(&self, ids: &[&str], at: Option<i64>) -> Vec<u32> {
         let index = self.by_id.get_or_init(|| {
-            let mut m: HashMap<Arc<str>, Vec<u32>> = HashMap::new();
+            let mut m: HashMap<Arc<str>, Vec<u32>> = HashMap::default();
             for (i, r) in self.revisions.iter().enumerate() {
                 m.entry(r.entity_id.clone()).or_default().push(i as u32);
             }
@@ -196,7 +196,7 @@ fn resolve(
     candidates: impl Iterator<Item = u32>,
     at: Option<i64>,
 ) -> Vec<u32> {
-    let mut best: HashMap<&str, u32> = HashMap::new();
+    let mut best: HashMap<&str, u32> = HashMap::default();
     for i in candidates {
         let r = &revisions[i as usize];
         if at.is_some_and(|t| r.last_update > t) {

@@ -180,7 +180,7 @@ impl ScalarStats {
         self.number = true;
         if n.fraction {
             self.fraction = true;
-        } else if text.parse::<i64>().is_err() {
+        } else if n.int_digits >= 19 && text.parse::<i64>().is_err() {
             self.all_fit_i64 = false;
         }
         self.max_int_digits = self.max_int_digits.max(n.int_digits);
@@ -303,14 +303,28 @@ impl NumberShape {
             None => (mantissa, ""),
         };
         let fraction = text.contains(['.', 'e', 'E']);
-        let digits: String = format!("{ip}{fp}");
-        let trimmed = digits.trim_start_matches('0');
-        let leading_zeros = (digits.len() - trimmed.len()) as i64;
-        let sig = trimmed.trim_end_matches('0').len() as u32;
-        // Position of the decimal point within `digits` after the exponent.
+        // The digits are `ip` followed by `fp`; count zeros at both ends without copying.
+        let total = (ip.len() + fp.len()) as i64;
+        let leading_zeros = ip
+            .bytes()
+            .chain(fp.bytes())
+            .take_while(|&b| b == b'0')
+            .count() as i64;
+        let trailing_zeros = fp
+            .bytes()
+            .rev()
+            .chain(ip.bytes().rev())
+            .take_while(|&b| b == b'0')
+            .count() as i64;
+        let sig = if leading_zeros == total {
+            0
+        } else {
+            (total - leading_zeros - trailing_zeros) as u32
+        };
+        // Position of the decimal point within the digits after the exponent.
         let point = ip.len() as i64 + exp;
         let int_digits = (point - leading_zeros).max(1) as u32;
-        let frac_digits = (digits.trim_end_matches('0').len() as i64 - point).max(0) as u32;
+        let frac_digits = (total - trailing_zeros - point).max(0) as u32;
         NumberShape {
             fraction,
             int_digits,

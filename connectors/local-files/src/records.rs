@@ -27,6 +27,19 @@ pub struct IndexedRecords {
     pub shape: ObjectShape,
     /// Records that could not be read.
     pub bad: Vec<BadRecord>,
+    states: Vec<Arc<str>>,
+}
+
+impl IndexedRecords {
+    /// One shared copy of each workflow state name (there are few).
+    fn intern(&mut self, state: String) -> Arc<str> {
+        if let Some(s) = self.states.iter().find(|s| ***s == *state) {
+            return s.clone();
+        }
+        let s: Arc<str> = Arc::from(state);
+        self.states.push(s.clone());
+        s
+    }
 }
 
 /// What bare records (no envelope) get as metadata.
@@ -248,10 +261,10 @@ fn index_record(
         let last_update = env.last_update.or(env.creation).unwrap_or(facts.modified);
         let rev = Revision {
             entity_id: Arc::from(id),
-            state: env
-                .state
-                .map(Arc::from)
-                .unwrap_or_else(|| bare_state.clone()),
+            state: match env.state {
+                Some(s) => out.intern(s),
+                None => bare_state.clone(),
+            },
             creation: env.creation.or(Some(last_update)),
             last_update,
             deleted: env.deleted,
