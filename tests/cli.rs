@@ -92,8 +92,8 @@ fn table_output_is_aligned_and_counts_rows() {
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let out = stdout(&o);
-    assert!(out.contains("| id | note         |"), "{out}");
-    assert!(out.contains("| b  | NULL         |"), "{out}");
+    assert!(out.contains("| id | note        |"), "{out}");
+    assert!(out.contains("| b  | NULL        |"), "{out}");
     assert!(out.ends_with("(2 rows)\n"), "{out}");
 }
 

@@ -47,6 +47,8 @@ struct ObjectPlan {
 
 #[derive(Default)]
 struct FieldPlan {
+    /// Position among its object's planned fields (for the early stop).
+    ordinal: usize,
     value: Option<usize>,
     object: Option<ObjectPlan>,
     list: Option<usize>,
@@ -159,6 +161,14 @@ impl TableDecoder {
     /// are dropped from the batch and the first problem is returned.
     pub fn decode(&mut self, payload: &[u8], meta: &RowMeta<'_>) -> Result<usize, DecodeError> {
         let start = self.rows;
+        if self.table.node.is_empty()
+            && self.table.row == RowKind::Object
+            && self.plan.fields.is_empty()
+        {
+            // Only meta columns (or none, as for count(*)): the payload need not be read.
+            self.end_row(&[], meta);
+            return Ok(1);
+        }
         let mut c = Cursor::new(payload);
         let mut indexes = Vec::with_capacity(self.table.index_depth);
         let mut first_error = None;
@@ -244,7 +254,8 @@ impl TableDecoder {
             }
             (RowKind::Object, Kind::Object) => {
                 let plan = std::mem::take(&mut self.plan);
-                let r = self.object(c, &plan, err);
+                let top = self.table.node.is_empty();
+                let r = self.object(c, &plan, err, top);
                 self.plan = plan;
                 r?;
             }
@@ -276,18 +287,27 @@ impl TableDecoder {
         c: &mut Cursor<'_>,
         plan: &ObjectPlan,
         err: &mut Option<DecodeError>,
+        top: bool,
     ) -> Result<(), crate::json::JsonError> {
         c.begin_object()?;
         let mut first = true;
+        // The row's own object may be left as soon as every planned field was
+        // read (the document was validated when it was indexed); nested objects
+        // are read to their end so that the parent can go on.
+        let wanted = plan.fields.len();
+        let mut seen: u64 = 0;
         while let Some(key) = c.next_key(first)? {
             first = false;
             let Some(fp) = plan.fields.get(key.as_ref()) else {
                 c.skip_value()?;
                 continue;
             };
+            if top && fp.ordinal < 64 {
+                seen |= 1 << fp.ordinal;
+            }
             match c.peek_kind()? {
                 Kind::Object if fp.object.is_some() => {
-                    self.object(c, fp.object.as_ref().expect("checked"), err)?
+                    self.object(c, fp.object.as_ref().expect("checked"), err, false)?
                 }
                 Kind::Array if fp.list.is_some() => {
                     self.value(c, fp.list.expect("checked"), err)?
@@ -311,6 +331,9 @@ impl TableDecoder {
                         c.skip_value()?;
                     }
                 },
+            }
+            if top && wanted <= 64 && seen.count_ones() as usize == wanted {
+                return Ok(());
             }
         }
         Ok(())
@@ -406,14 +429,24 @@ impl ObjectPlan {
             .expect("a value source has at least one key");
         let mut plan = self;
         for k in parents {
+            let n = plan.fields.len();
             plan = plan
                 .fields
                 .entry(k.clone())
-                .or_default()
+                .or_insert_with(|| FieldPlan {
+                    ordinal: n,
+                    ..Default::default()
+                })
                 .object
                 .get_or_insert_with(ObjectPlan::default);
         }
-        plan.fields.entry(last.clone()).or_default()
+        let n = plan.fields.len();
+        plan.fields
+            .entry(last.clone())
+            .or_insert_with(|| FieldPlan {
+                ordinal: n,
+                ..Default::default()
+            })
     }
 }
 

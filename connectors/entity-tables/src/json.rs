@@ -207,17 +207,20 @@ impl<'a> Cursor<'a> {
         self.expect(b'"')?;
         let start = self.pos;
         let b = self.buf;
+        // Most strings are short keys and ASCII: one pass finds the end and
+        // tells whether UTF-8 validation is needed at all.
         let mut i = start;
+        let mut ascii = true;
+        // Eight bytes at a time while none of them is special.
+        while let Some(chunk) = b.get(i..i + 8) {
+            if special_in(u64::from_le_bytes(chunk.try_into().expect("eight bytes"))) {
+                break;
+            }
+            i += 8;
+        }
         loop {
             match b.get(i) {
-                Some(b'"') => {
-                    let s = std::str::from_utf8(&b[start..i]).map_err(|_| JsonError {
-                        offset: start,
-                        message: "string is not valid UTF-8".into(),
-                    })?;
-                    self.pos = i + 1;
-                    return Ok(Cow::Borrowed(s));
-                }
+                Some(b'"') => break,
                 Some(b'\\') => break,
                 Some(&c) if c < 0x20 => {
                     return Err(JsonError {
@@ -225,7 +228,10 @@ impl<'a> Cursor<'a> {
                         message: "control character in string".into(),
                     });
                 }
-                Some(_) => i += 1,
+                Some(&c) => {
+                    ascii &= c < 0x80;
+                    i += 1;
+                }
                 None => {
                     return Err(JsonError {
                         offset: i,
@@ -234,6 +240,21 @@ impl<'a> Cursor<'a> {
                 }
             }
         }
+        if b[i] == b'"' {
+            let bytes = &b[start..i];
+            let s = if ascii {
+                // SAFETY: every byte is below 0x80, so the slice is valid UTF-8.
+                unsafe { std::str::from_utf8_unchecked(bytes) }
+            } else {
+                std::str::from_utf8(bytes).map_err(|_| JsonError {
+                    offset: start,
+                    message: "string is not valid UTF-8".into(),
+                })?
+            };
+            self.pos = i + 1;
+            return Ok(Cow::Borrowed(s));
+        }
+        let mut i = i;
         // Slow path with escapes.
         let mut out: Vec<u8> = b[start..i].to_vec();
         loop {
@@ -424,28 +445,48 @@ impl<'a> Cursor<'a> {
         let b = self.buf;
         let mut i = self.pos;
         loop {
-            match b.get(i) {
-                Some(b'"') => {
-                    self.pos = i + 1;
-                    return Ok(());
+            match memchr::memchr2(b'"', b'\\', &b[i..]) {
+                Some(p) => {
+                    if let Some(c) = b[i..i + p].iter().position(|&c| c < 0x20) {
+                        return Err(JsonError {
+                            offset: i + c,
+                            message: "control character in string".into(),
+                        });
+                    }
+                    i += p;
+                    if b[i] == b'"' {
+                        self.pos = i + 1;
+                        return Ok(());
+                    }
+                    i += 2;
+                    if i > b.len() {
+                        return Err(JsonError {
+                            offset: b.len(),
+                            message: "unterminated string".into(),
+                        });
+                    }
                 }
-                Some(b'\\') => i += 2,
-                Some(&c) if c < 0x20 => {
-                    return Err(JsonError {
-                        offset: i,
-                        message: "control character in string".into(),
-                    });
-                }
-                Some(_) => i += 1,
                 None => {
                     return Err(JsonError {
-                        offset: i,
+                        offset: b.len(),
                         message: "unterminated string".into(),
                     });
                 }
             }
         }
     }
+}
+
+/// True when one of the eight bytes of `w` is `"`, `\\`, a control character or non-ASCII.
+#[inline]
+fn special_in(w: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
+    let quote = has_zero(w ^ (ONES * b'"' as u64));
+    let backslash = has_zero(w ^ (ONES * b'\\' as u64));
+    let control = w.wrapping_sub(ONES * 0x20) & !w & HIGH;
+    (quote | backslash | control | (w & HIGH)) != 0
 }
 
 /// Appends `s` to `out` as a quoted JSON string.
@@ -503,6 +544,19 @@ mod tests {
             let mut c = Cursor::new(bad);
             assert!(c.skip_value().is_err(), "{}", String::from_utf8_lossy(bad));
         }
+    }
+
+    #[test]
+    fn long_strings_with_special_bytes() {
+        let text = "\"abcdefghijklmnopqrstuvwxyz0123456789é\\n\"";
+        let mut c = Cursor::new(text.as_bytes());
+        assert_eq!(
+            c.read_str().unwrap(),
+            "abcdefghijklmnopqrstuvwxyz0123456789é\n"
+        );
+        assert!(Cursor::new(b"\"abcdefghij\x01klm\"").read_str().is_err());
+        assert!(special_in(u64::from_le_bytes(*b"abcdefg\"")));
+        assert!(!special_in(u64::from_le_bytes(*b"abcdefgh")));
     }
 
     #[test]

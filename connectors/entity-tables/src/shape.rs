@@ -117,17 +117,24 @@ impl ObjectShape {
     pub fn observe(&mut self, c: &mut Cursor<'_>) -> JsonResult<()> {
         c.begin_object()?;
         let mut first = true;
+        // Documents of one model mostly repeat their key order: try the field
+        // after the previous one before hashing the key.
+        let mut hint = 0;
         while let Some(key) = c.next_key(first)? {
             first = false;
-            let i = match self.positions.get(key.as_ref()) {
-                Some(&i) => i,
-                None => {
-                    self.fields.push((key.to_string(), ValueShape::default()));
-                    self.positions
-                        .insert(key.into_owned(), self.fields.len() - 1);
-                    self.fields.len() - 1
-                }
+            let i = match self.fields.get(hint) {
+                Some((k, _)) if k.as_str() == key.as_ref() => hint,
+                _ => match self.positions.get(key.as_ref()) {
+                    Some(&i) => i,
+                    None => {
+                        self.fields.push((key.to_string(), ValueShape::default()));
+                        self.positions
+                            .insert(key.into_owned(), self.fields.len() - 1);
+                        self.fields.len() - 1
+                    }
+                },
             };
+            hint = i + 1;
             self.fields[i].1.observe(c)?;
         }
         Ok(())

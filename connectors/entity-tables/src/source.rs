@@ -196,7 +196,8 @@ fn resolve(
     candidates: impl Iterator<Item = u32>,
     at: Option<i64>,
 ) -> Vec<u32> {
-    let mut best: HashMap<&str, u32> = HashMap::default();
+    let mut best: HashMap<&str, u32> =
+        HashMap::with_capacity_and_hasher(revisions.len(), Default::default());
     for i in candidates {
         let r = &revisions[i as usize];
         if at.is_some_and(|t| r.last_update > t) {

@@ -2,8 +2,6 @@
 //! representations: days since the epoch, microseconds of the day, and
 //! microseconds since the epoch (UTC for zoned values).
 
-use chrono::NaiveDate;
-
 const MICROS_PER_SECOND: i64 = 1_000_000;
 const MICROS_PER_DAY: i64 = 86_400 * MICROS_PER_SECOND;
 
@@ -21,10 +19,33 @@ fn digits(b: &[u8]) -> Option<i64> {
     Some(v)
 }
 
+/// Days since 1970-01-01 of a valid proleptic Gregorian date (H. Hinnant's algorithm).
 fn days(year: i64, month: i64, day: i64) -> Option<i32> {
-    let d = NaiveDate::from_ymd_opt(year as i32, month as u32, day as u32)?;
-    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1)?;
-    Some((d - epoch).num_days() as i32)
+    let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    let month_days = [
+        31,
+        if leap { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
+    if !(1..=12).contains(&month) || day < 1 || day > month_days[(month - 1) as usize] {
+        return None;
+    }
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    Some((era * 146_097 + doe - 719_468) as i32)
 }
 
 /// `YYYY-MM-DD` → days since 1970-01-01.
@@ -138,6 +159,10 @@ mod tests {
     fn dates_times_and_instants() {
         assert_eq!(parse_date("1970-01-02"), Some(1));
         assert_eq!(parse_date("2024-02-30"), None);
+        assert_eq!(parse_date("2024-02-29"), Some(19782));
+        assert_eq!(parse_date("1900-02-29"), None);
+        assert_eq!(parse_date("1969-12-31"), Some(-1));
+        assert_eq!(parse_date("2000-03-01"), Some(11017));
         assert_eq!(parse_year_or_month("1970-02"), Some(31));
         assert_eq!(parse_year_or_month("1971"), Some(365));
         assert_eq!(parse_time("00:00:01.5"), Some(1_500_000));

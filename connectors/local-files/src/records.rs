@@ -60,10 +60,7 @@ pub fn index_ndjson(buf: &[u8], base: u64, first_line: usize, facts: &FileFacts)
     let mut start = 0;
     let state: Arc<str> = Arc::from(BARE_STATE);
     while start < buf.len() {
-        let end = buf[start..]
-            .iter()
-            .position(|&b| b == b'\n')
-            .map_or(buf.len(), |p| start + p);
+        let end = memchr::memchr(b'\n', &buf[start..]).map_or(buf.len(), |p| start + p);
         let text = &buf[start..end];
         if text.iter().any(|b| !b.is_ascii_whitespace()) {
             index_record(text, base + start as u64, line, facts, &state, &mut out);
@@ -116,6 +113,8 @@ pub fn index_json_document(buf: &[u8], facts: &FileFacts) -> IndexedRecords {
 
 struct Envelope {
     is_entity: bool,
+    /// The payload was already observed into the shape while parsing.
+    observed: bool,
     data: Option<(usize, usize)>,
     id: Option<String>,
     state: Option<String>,
@@ -173,9 +172,13 @@ fn read_meta(c: &mut Cursor<'_>, env: &mut Envelope) -> Result<(), String> {
     Ok(())
 }
 
-fn read_envelope(text: &[u8]) -> Result<Envelope, String> {
+/// Reads the top level of a record. When `"type": "ENTITY"` comes before
+/// `"data"` (as Cyoda writes it) the payload is observed into `shape` on the
+/// way, so it is parsed once.
+fn read_envelope(text: &[u8], shape: &mut ObjectShape) -> Result<Envelope, String> {
     let mut env = Envelope {
         is_entity: false,
+        observed: false,
         data: None,
         id: None,
         state: None,
@@ -200,9 +203,16 @@ fn read_envelope(text: &[u8]) -> Result<Envelope, String> {
             "data" => {
                 c.skip_ws();
                 let kind = c.peek_kind().map_err(je)?;
-                let range = c.skip_value().map_err(je)?;
-                if kind == Kind::Object {
-                    env.data = Some(range);
+                if kind == Kind::Object && env.is_entity {
+                    let start = c.pos();
+                    shape.observe(&mut c).map_err(je)?;
+                    env.data = Some((start, c.pos()));
+                    env.observed = true;
+                } else {
+                    let range = c.skip_value().map_err(je)?;
+                    if kind == Kind::Object {
+                        env.data = Some(range);
+                    }
                 }
             }
             "meta" => {
@@ -236,13 +246,14 @@ fn index_record(
     bare_state: &Arc<str>,
     out: &mut IndexedRecords,
 ) {
-    let env = match read_envelope(text) {
+    let env = match read_envelope(text, &mut out.shape) {
         Ok(env) => env,
         Err(message) => {
             out.bad.push(BadRecord { line, message });
             return;
         }
     };
+    let env_observed = env.observed;
     let (payload, revision) = if env.is_entity {
         let Some((ds, de)) = env.data else {
             out.bad.push(BadRecord {
@@ -292,6 +303,10 @@ fn index_record(
         };
         (text, rev)
     };
+    if env_observed {
+        out.revisions.push(revision);
+        return;
+    }
     if let Err(e) = out.shape.observe(&mut Cursor::new(payload)) {
         out.bad.push(BadRecord {
             line,

@@ -148,32 +148,30 @@ impl LocalStore {
 
     /// Indexes the given files, in parallel pieces.
     fn index_files(&self, files: &[(PathBuf, Stamp)]) -> Result<Vec<Arc<IndexedFile>>> {
-        // Work items: (file number, byte range, first line).
-        let mut contents = Vec::with_capacity(files.len());
-        for (path, _) in files {
-            contents.push(std::fs::read(path).map_err(|e| io_error("read", path, e))?);
-        }
-        let mut pieces: Vec<(usize, usize, usize)> = Vec::new();
+        // With many files, each worker reads and indexes whole files, so reading
+        // overlaps parsing. With few, large NDJSON files are read first and split
+        // into pieces at line ends. Work items: (file, byte range, first line);
+        // an empty range means "the whole file, read by the worker".
+        let split = files.len() < 2 * self.threads;
+        let mut contents: Vec<Option<Vec<u8>>> = Vec::with_capacity(files.len());
+        let mut pieces: Vec<(usize, usize, usize, usize)> = Vec::new();
         for (f, (path, _)) in files.iter().enumerate() {
-            let buf = &contents[f];
-            if path.extension().is_some_and(|e| e == "json") {
-                pieces.push((f, 0, buf.len()));
+            let is_ndjson = path.extension().is_some_and(|e| e == "ndjson");
+            if !(split && is_ndjson) {
+                contents.push(None);
+                pieces.push((f, 0, 0, 1));
                 continue;
             }
-            let mut start = 0;
+            let buf = std::fs::read(path).map_err(|e| io_error("read", path, e))?;
+            let (mut start, mut line) = (0, 1);
             while start < buf.len() {
                 let mut end = (start + PIECE_BYTES).min(buf.len());
-                if let Some(p) = buf[end..].iter().position(|&b| b == b'\n') {
-                    end += p + 1;
-                } else {
-                    end = buf.len();
-                }
-                pieces.push((f, start, end));
+                end = memchr::memchr(b'\n', &buf[end..]).map_or(buf.len(), |p| end + p + 1);
+                pieces.push((f, start, end, line));
+                line += memchr::memchr_iter(b'\n', &buf[start..end]).count();
                 start = end;
             }
-            if buf.is_empty() {
-                pieces.push((f, 0, 0));
-            }
+            contents.push(Some(buf));
         }
         let next = std::sync::atomic::AtomicUsize::new(0);
         let results: Mutex<Vec<Option<IndexedRecords>>> =
@@ -181,9 +179,11 @@ impl LocalStore {
         std::thread::scope(|scope| {
             for _ in 0..self.threads.min(pieces.len()).max(1) {
                 scope.spawn(|| {
+                    // One buffer per worker, reused across files (fewer page faults).
+                    let mut owned: Vec<u8> = Vec::new();
                     loop {
                         let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let Some(&(f, s, e)) = pieces.get(i) else {
+                        let Some(&(f, s, e, first_line)) = pieces.get(i) else {
                             break;
                         };
                         let (path, stamp) = &files[f];
@@ -191,11 +191,24 @@ impl LocalStore {
                             relative_path: self.relative(path),
                             modified: stamp.modified,
                         };
-                        let buf = &contents[f];
+                        let (buf, s, e) = match &contents[f] {
+                            Some(buf) => (buf.as_slice(), s, e),
+                            None => match read_into(path, &mut owned) {
+                                Ok(()) => (owned.as_slice(), 0, owned.len()),
+                                Err(err) => {
+                                    let mut r = IndexedRecords::default();
+                                    r.bad.push(crate::records::BadRecord {
+                                        line: 0,
+                                        message: format!("cannot read the file: {err}"),
+                                    });
+                                    results.lock().expect("not poisoned")[i] = Some(r);
+                                    continue;
+                                }
+                            },
+                        };
                         let r = if path.extension().is_some_and(|x| x == "json") {
                             index_json_document(buf, &facts)
                         } else {
-                            let first_line = 1 + buf[..s].iter().filter(|&&b| b == b'\n').count();
                             index_ndjson(&buf[s..e], s as u64, first_line, &facts)
                         };
                         results.lock().expect("not poisoned")[i] = Some(r);
@@ -207,7 +220,7 @@ impl LocalStore {
         let mut per_file: Vec<IndexedRecords> = (0..files.len())
             .map(|_| IndexedRecords::default())
             .collect();
-        for ((f, _, _), r) in pieces.iter().zip(results) {
+        for ((f, _, _, _), r) in pieces.iter().zip(results) {
             let r = r.expect("every piece was indexed");
             let acc = &mut per_file[*f];
             acc.revisions.extend(r.revisions);
@@ -326,6 +339,14 @@ impl EntitySource for LocalStore {
         entry.snapshot = Some(snapshot.clone());
         Ok(snapshot)
     }
+}
+
+/// Reads a whole file into `buf`, keeping its allocation.
+fn read_into(path: &Path, buf: &mut Vec<u8>) -> std::io::Result<()> {
+    use std::io::Read;
+    buf.clear();
+    File::open(path)?.read_to_end(buf)?;
+    Ok(())
 }
 
 /// Reads `_types.json`: `{"$.path": "CYODA_TYPE", …}` (e.g. `"$.lines[*].qty": "INTEGER"`).
