@@ -20,8 +20,8 @@ use tsql_entity_tables::{
 
 use crate::records::{FileFacts, IndexedRecords, index_json_document, index_ndjson};
 
-/// NDJSON files are indexed in pieces of about this many bytes, in parallel.
-const PIECE_BYTES: usize = 16 << 20;
+/// NDJSON files are read and indexed in pieces of about this many bytes.
+const PIECE_BYTES: usize = 8 << 20;
 
 /// Identity of a file's content as far as caching goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -146,86 +146,78 @@ impl LocalStore {
             .to_string()
     }
 
-    /// Indexes the given files, in parallel pieces.
+    /// Indexes the given files. This thread reads them in pieces of about
+    /// [`PIECE_BYTES`] ending at a line end (a `.json` file is one piece) and
+    /// workers index the pieces in parallel, so memory stays bounded by a few
+    /// pieces whatever the file sizes.
     fn index_files(&self, files: &[(PathBuf, Stamp)]) -> Result<Vec<Arc<IndexedFile>>> {
-        // With many files, each worker reads and indexes whole files, so reading
-        // overlaps parsing. With few, large NDJSON files are read first and split
-        // into pieces at line ends. Work items: (file, byte range, first line);
-        // an empty range means "the whole file, read by the worker".
-        let split = files.len() < 2 * self.threads;
-        let mut contents: Vec<Option<Vec<u8>>> = Vec::with_capacity(files.len());
-        let mut pieces: Vec<(usize, usize, usize, usize)> = Vec::new();
-        for (f, (path, _)) in files.iter().enumerate() {
-            let is_ndjson = path.extension().is_some_and(|e| e == "ndjson");
-            if !(split && is_ndjson) {
-                contents.push(None);
-                pieces.push((f, 0, 0, 1));
-                continue;
-            }
-            let buf = std::fs::read(path).map_err(|e| io_error("read", path, e))?;
-            let (mut start, mut line) = (0, 1);
-            while start < buf.len() {
-                let mut end = (start + PIECE_BYTES).min(buf.len());
-                end = memchr::memchr(b'\n', &buf[end..]).map_or(buf.len(), |p| end + p + 1);
-                pieces.push((f, start, end, line));
-                line += memchr::memchr_iter(b'\n', &buf[start..end]).count();
-                start = end;
-            }
-            contents.push(Some(buf));
+        struct Piece {
+            file: usize,
+            buf: Vec<u8>,
+            base: u64,
+            first_line: usize,
         }
-        let next = std::sync::atomic::AtomicUsize::new(0);
-        let results: Mutex<Vec<Option<IndexedRecords>>> =
-            Mutex::new((0..pieces.len()).map(|_| None).collect());
+        let results: Mutex<Vec<(usize, usize, IndexedRecords)>> = Mutex::new(Vec::new());
+        let (tx, rx) = std::sync::mpsc::sync_channel::<(usize, Piece)>(self.threads * 2);
+        let rx = Mutex::new(rx);
+        let mut read_errors: Vec<(usize, String)> = Vec::new();
         std::thread::scope(|scope| {
-            for _ in 0..self.threads.min(pieces.len()).max(1) {
+            for _ in 0..self.threads.max(1) {
                 scope.spawn(|| {
-                    // One buffer per worker, reused across files (fewer page faults).
-                    let mut owned: Vec<u8> = Vec::new();
                     loop {
-                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let Some(&(f, s, e, first_line)) = pieces.get(i) else {
-                            break;
-                        };
-                        let (path, stamp) = &files[f];
+                        let next = rx.lock().expect("not poisoned").recv();
+                        let Ok((seq, piece)) = next else { break };
+                        let (path, stamp) = &files[piece.file];
                         let facts = FileFacts {
                             relative_path: self.relative(path),
                             modified: stamp.modified,
                         };
-                        let (buf, s, e) = match &contents[f] {
-                            Some(buf) => (buf.as_slice(), s, e),
-                            None => match read_into(path, &mut owned) {
-                                Ok(()) => (owned.as_slice(), 0, owned.len()),
-                                Err(err) => {
-                                    let mut r = IndexedRecords::default();
-                                    r.bad.push(crate::records::BadRecord {
-                                        line: 0,
-                                        message: format!("cannot read the file: {err}"),
-                                    });
-                                    results.lock().expect("not poisoned")[i] = Some(r);
-                                    continue;
-                                }
-                            },
-                        };
                         let r = if path.extension().is_some_and(|x| x == "json") {
-                            index_json_document(buf, &facts)
+                            index_json_document(&piece.buf, &facts)
                         } else {
-                            index_ndjson(&buf[s..e], s as u64, first_line, &facts)
+                            index_ndjson(&piece.buf, piece.base, piece.first_line, &facts)
                         };
-                        results.lock().expect("not poisoned")[i] = Some(r);
+                        results
+                            .lock()
+                            .expect("not poisoned")
+                            .push((seq, piece.file, r));
                     }
                 });
             }
+            let mut seq = 0;
+            for (f, (path, _)) in files.iter().enumerate() {
+                let sent = self.read_pieces(path, |buf, base, first_line| {
+                    let piece = Piece {
+                        file: f,
+                        buf,
+                        base,
+                        first_line,
+                    };
+                    let ok = tx.send((seq, piece)).is_ok();
+                    seq += 1;
+                    ok
+                });
+                if let Err(e) = sent {
+                    read_errors.push((f, format!("cannot read the file: {e}")));
+                }
+            }
+            drop(tx);
         });
-        let results = results.into_inner().expect("not poisoned");
+        let mut results = results.into_inner().expect("not poisoned");
+        results.sort_by_key(|(seq, _, _)| *seq);
         let mut per_file: Vec<IndexedRecords> = (0..files.len())
             .map(|_| IndexedRecords::default())
             .collect();
-        for ((f, _, _, _), r) in pieces.iter().zip(results) {
-            let r = r.expect("every piece was indexed");
-            let acc = &mut per_file[*f];
+        for (_, f, r) in results {
+            let acc = &mut per_file[f];
             acc.revisions.extend(r.revisions);
             acc.shape.merge(&r.shape);
             acc.bad.extend(r.bad);
+        }
+        for (f, message) in read_errors {
+            per_file[f]
+                .bad
+                .push(crate::records::BadRecord { line: 0, message });
         }
         Ok(per_file
             .into_iter()
@@ -237,6 +229,62 @@ impl LocalStore {
                 })
             })
             .collect())
+    }
+
+    /// Calls `piece(bytes, offset, first line)` for consecutive pieces of `path`
+    /// that end at line ends (one piece for `.json`); stops when it returns false.
+    fn read_pieces(
+        &self,
+        path: &Path,
+        mut piece: impl FnMut(Vec<u8>, u64, usize) -> bool,
+    ) -> std::io::Result<()> {
+        use std::io::Read;
+        let mut file = File::open(path)?;
+        if path.extension().is_some_and(|e| e == "json") {
+            let mut buf = Vec::new();
+            file.read_to_end(&mut buf)?;
+            piece(buf, 0, 1);
+            return Ok(());
+        }
+        let (mut base, mut line) = (0u64, 1usize);
+        let mut carry: Vec<u8> = Vec::new();
+        loop {
+            let mut buf = std::mem::take(&mut carry);
+            let have = buf.len();
+            buf.resize(have + PIECE_BYTES, 0);
+            let mut filled = have;
+            while filled < buf.len() {
+                match file.read(&mut buf[filled..])? {
+                    0 => break,
+                    n => filled += n,
+                }
+            }
+            buf.truncate(filled);
+            let at_end = filled < have + PIECE_BYTES;
+            if !at_end {
+                // Keep the partial last line for the next piece.
+                match memchr::memrchr(b'\n', &buf) {
+                    Some(p) => carry = buf.split_off(p + 1),
+                    None => {
+                        carry = buf;
+                        continue;
+                    }
+                }
+            }
+            if buf.is_empty() {
+                return Ok(());
+            }
+            let len = buf.len() as u64;
+            let lines = memchr::memchr_iter(b'\n', &buf).count();
+            if !piece(buf, base, line) {
+                return Ok(());
+            }
+            base += len;
+            line += lines;
+            if at_end {
+                return Ok(());
+            }
+        }
     }
 }
 
@@ -339,14 +387,6 @@ impl EntitySource for LocalStore {
         entry.snapshot = Some(snapshot.clone());
         Ok(snapshot)
     }
-}
-
-/// Reads a whole file into `buf`, keeping its allocation.
-fn read_into(path: &Path, buf: &mut Vec<u8>) -> std::io::Result<()> {
-    use std::io::Read;
-    buf.clear();
-    File::open(path)?.read_to_end(buf)?;
-    Ok(())
 }
 
 /// Reads `_types.json`: `{"$.path": "CYODA_TYPE", …}` (e.g. `"$.lines[*].qty": "INTEGER"`).
