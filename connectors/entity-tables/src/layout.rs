@@ -103,8 +103,26 @@ pub struct TableLayout {
     pub json_path: String,
 }
 
-/// Declared column types by JSON path (see [`layout_model`]).
-pub type DeclaredTypes = std::collections::HashMap<String, SqlType>;
+/// What an upstream declares about a model's fields, by JSON path (see [`layout_model`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DeclaredTypes {
+    /// Column types: `$.a.b`, `$.lines[*].qty`, `$.tags[*]` (elements of a primitive array).
+    pub types: std::collections::HashMap<String, SqlType>,
+    /// 1-D primitive arrays (`$.tags`) to flatten into `tags_0 … tags_{w-1}` instead of a list.
+    pub flattened: std::collections::HashSet<String>,
+}
+
+impl DeclaredTypes {
+    /// Nothing declared.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The declared type at `path`, if any.
+    pub fn get(&self, path: &str) -> Option<&SqlType> {
+        self.types.get(path)
+    }
+}
 
 /// The declared-type key of a column's JSON path: positions become `[*]`.
 fn declared_key(json_path: &str) -> String {
@@ -352,7 +370,8 @@ impl<'m> TableBuilder<'m> {
                     .cloned()
                     .unwrap_or_else(|| arr.elem.scalar.sql_type());
                 let mixed = declared.is_none() && arr.elem.scalar.is_mixed();
-                if mixed || t.prefers_flattening() {
+                let configured = self.declared.flattened.contains(&declared_key(&jp));
+                if mixed || configured || t.prefers_flattening() {
                     self.flat_columns(arr, path, name, t, &jp);
                 } else {
                     self.push(

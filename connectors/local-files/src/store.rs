@@ -373,8 +373,18 @@ impl EntitySource for LocalStore {
             files: listing.iter().map(|(p, _)| p.clone()).collect(),
             root: self.root.clone(),
         });
+        // A broken types file fails the scans of this model only, whatever the policy.
         let declared = match types_stamp {
-            Some(_) => read_declared_types(&types_path, &self.relative(&types_path))?,
+            Some(_) => read_declared_types(&types_path, &self.relative(&types_path))
+                .unwrap_or_else(|e| {
+                    unreadable.insert(
+                        0,
+                        e.to_string()
+                            .trim_start_matches("Execution error: ")
+                            .to_string(),
+                    );
+                    DeclaredTypes::new()
+                }),
             None => DeclaredTypes::new(),
         };
         let snapshot = Arc::new(
@@ -389,7 +399,9 @@ impl EntitySource for LocalStore {
     }
 }
 
-/// Reads `_types.json`: `{"$.path": "CYODA_TYPE", …}` (e.g. `"$.lines[*].qty": "INTEGER"`).
+/// Reads `_types.json`: `{"$.path": "CYODA_TYPE", …}` (e.g. `"$.lines[*].qty": "INTEGER"`),
+/// where the pseudo-type `FLATTENED` on a 1-D primitive array (`"$.tags": "FLATTENED"`)
+/// makes it positional columns instead of a list.
 fn read_declared_types(path: &Path, shown: &str) -> Result<DeclaredTypes> {
     let text = std::fs::read(path).map_err(|e| io_error("read", path, e))?;
     let bad = |msg: String| {
@@ -404,9 +416,13 @@ fn read_declared_types(path: &Path, shown: &str) -> Result<DeclaredTypes> {
     while let Some(key) = c.next_key(first).map_err(|e| bad(e.to_string()))? {
         first = false;
         let name = c.read_str().map_err(|e| bad(e.to_string()))?;
+        if name == "FLATTENED" {
+            out.flattened.insert(key.into_owned());
+            continue;
+        }
         let t = SqlType::from_declared(&name)
             .ok_or_else(|| bad(format!("unknown type {name} for {key}")))?;
-        out.insert(key.into_owned(), t);
+        out.types.insert(key.into_owned(), t);
     }
     Ok(out)
 }
