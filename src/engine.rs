@@ -6,7 +6,8 @@ use std::sync::Arc;
 use datafusion::catalog::{CatalogProvider, MemoryCatalogProvider};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::SendableRecordBatchStream;
-use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::execution::context::SQLOptions;
+use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
 use tsql_entity_tables::{
     BadRecordPolicy, BadRecords, CATALOG, EntitySchema, EntitySource, SCHEMA, ScanOptions,
 };
@@ -103,11 +104,75 @@ impl Engine {
         self.bad_records.summary()
     }
 
+    /// Plans `sql`. tsql is read-only: DDL, DML and `SET` statements are refused.
+    pub async fn plan(&self, sql: &str) -> Result<DataFrame> {
+        let options = SQLOptions::new()
+            .with_allow_ddl(false)
+            .with_allow_dml(false)
+            .with_allow_statements(false);
+        let sql = number_placeholders(sql);
+        self.ctx.sql_with_options(&sql, options).await.map_err(|e| {
+            let msg = e.to_string();
+            if msg.contains("not supported") && (msg.contains("DDL") || msg.contains("DML") || msg.contains("Statement")) {
+                DataFusionError::Plan(format!("{msg}\nhint: tsql is read-only; it answers queries (SELECT, SHOW, DESCRIBE, EXPLAIN)"))
+            } else {
+                explain(e)
+            }
+        })
+    }
+
     /// Plans and starts `sql`, returning a stream of its result.
     pub async fn execute(&self, sql: &str) -> Result<SendableRecordBatchStream> {
-        let df = self.ctx.sql(sql).await.map_err(explain)?;
+        let df = self.plan(sql).await?;
         df.execute_stream().await.map_err(explain)
     }
+}
+
+/// Turns JDBC/ODBC-style `?` parameters into DataFusion's `$1`, `$2`, … (outside
+/// string literals, quoted identifiers and comments).
+pub fn number_placeholders(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len() + 8);
+    let mut n = 0;
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' | '"' => {
+                out.push(c);
+                for d in chars.by_ref() {
+                    out.push(d);
+                    if d == c {
+                        break;
+                    }
+                }
+            }
+            '-' if chars.peek() == Some(&'-') => {
+                out.push(c);
+                for d in chars.by_ref() {
+                    out.push(d);
+                    if d == '\n' {
+                        break;
+                    }
+                }
+            }
+            '/' if chars.peek() == Some(&'*') => {
+                out.push(c);
+                let mut prev = ' ';
+                for d in chars.by_ref() {
+                    out.push(d);
+                    if prev == '*' && d == '/' {
+                        break;
+                    }
+                    prev = d;
+                }
+            }
+            '?' => {
+                n += 1;
+                out.push_str(&format!("${n}"));
+            }
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// Adds what to do next to common planning errors.
@@ -126,5 +191,26 @@ pub fn explain(e: DataFusionError) -> DataFusionError {
             msg.trim_start_matches("Error during planning: ")
         )),
         None => e,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::number_placeholders;
+
+    #[test]
+    fn question_marks_become_numbered_parameters() {
+        assert_eq!(
+            number_placeholders("SELECT ? , x FROM t WHERE a = ?"),
+            "SELECT $1 , x FROM t WHERE a = $2"
+        );
+        assert_eq!(
+            number_placeholders("SELECT '?', \"?\" -- ?\n, /* ? */ ?"),
+            "SELECT '?', \"?\" -- ?\n, /* ? */ $1"
+        );
+        assert_eq!(
+            number_placeholders("SELECT 'it''s ?', ?"),
+            "SELECT 'it''s ?', $1"
+        );
     }
 }

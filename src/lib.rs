@@ -1,7 +1,9 @@
 //! tsql: SQL over Cyoda entities. The library behind the `tsql` binary:
 //! engine sessions over entity sources, and result output.
 
+pub mod config;
 pub mod engine;
+pub mod flight;
 pub mod output;
 
 pub use engine::{DataSource, Engine, EngineOptions};

@@ -40,6 +40,19 @@ enum Command {
         /// The query (read from standard input when left out).
         query: Option<String>,
     },
+    /// Serve Arrow Flight SQL (JDBC, ADBC, pyarrow, DBeaver, BI tools).
+    ///
+    /// Settings come from flags, then TSQL_* environment variables, then the
+    /// config file (see the README for its keys).
+    ///
+    /// Examples:
+    ///   tsql serve --demo      # 127.0.0.1:32010, user admin, password admin
+    ///   tsql serve --data ./entities --listen 0.0.0.0:32010 --config tsql.toml
+    ///   JDBC: jdbc:arrow-flight-sql://localhost:32010/?useEncryption=false&user=admin&password=admin
+    Serve(ServeArgs),
+    /// Print an argon2 hash of a password (read from standard input) for the
+    /// `password_hash` of a user in the config file.
+    HashPassword,
     /// List every table and column with its SQL type.
     Schema {
         #[command(flatten)]
@@ -68,6 +81,32 @@ struct DataArgs {
     /// file and line, or skip it and report how many were skipped.
     #[arg(long, value_enum, default_value = "fail")]
     on_bad_record: OnBadRecord,
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// A folder of entities laid out as <model>/<version>/*.ndjson or *.json.
+    #[arg(long, env = "TSQL_DATA", conflicts_with = "demo")]
+    data: Option<PathBuf>,
+    /// Serve the built-in demo dataset; without configured users, user
+    /// `admin` with password `admin` may connect.
+    #[arg(long)]
+    demo: bool,
+    /// Address to listen on [default: 127.0.0.1:32010].
+    #[arg(long, env = "TSQL_LISTEN")]
+    listen: Option<String>,
+    /// TOML config file: listen, data, demo, on_bad_record, tls_cert, tls_key, [[users]].
+    #[arg(long, env = "TSQL_CONFIG")]
+    config: Option<PathBuf>,
+    /// PEM certificate chain: serve grpc+tls (with --tls-key).
+    #[arg(long, env = "TSQL_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert.
+    #[arg(long, env = "TSQL_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// What to do with a record that cannot be read [default: fail].
+    #[arg(long, value_enum, env = "TSQL_ON_BAD_RECORD")]
+    on_bad_record: Option<OnBadRecord>,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -107,8 +146,108 @@ fn report_skipped(engine: &Engine) {
     }
 }
 
+fn plan_error(msg: impl Into<String>) -> datafusion::error::DataFusionError {
+    datafusion::error::DataFusionError::Plan(msg.into())
+}
+
+async fn serve(args: ServeArgs) -> datafusion::error::Result<()> {
+    let file = match &args.config {
+        Some(p) => tsql::config::FileConfig::load(p).map_err(plan_error)?,
+        None => tsql::config::FileConfig::default(),
+    };
+    let demo =
+        args.demo || (args.data.is_none() && file.data.is_none() && file.demo.unwrap_or(false));
+    let source = match (args.data.or(file.data.clone()), demo) {
+        (_, true) => DataSource::Demo,
+        (Some(d), false) => DataSource::Folder(d),
+        (None, false) => {
+            return Err(plan_error(
+                "nothing to serve: give --data DIR (or `data` in the config file), or --demo",
+            ));
+        }
+    };
+    let on_bad_record = match (args.on_bad_record, file.on_bad_record.as_deref()) {
+        (Some(OnBadRecord::Skip), _) | (None, Some("skip")) => BadRecordPolicy::Skip,
+        (Some(OnBadRecord::Fail), _) | (None, Some("fail")) | (None, None) => BadRecordPolicy::Fail,
+        (None, Some(other)) => {
+            return Err(plan_error(format!(
+                "config: on_bad_record must be \"fail\" or \"skip\", not \"{other}\""
+            )));
+        }
+    };
+    let listen_text = args
+        .listen
+        .or(file.listen.clone())
+        .unwrap_or_else(|| "127.0.0.1:32010".into());
+    let listen = tokio::net::lookup_host(&listen_text)
+        .await
+        .ok()
+        .and_then(|mut a| a.next())
+        .ok_or_else(|| {
+            plan_error(format!(
+                "cannot listen on '{listen_text}': give host:port, e.g. 127.0.0.1:32010"
+            ))
+        })?;
+    let tls = match (
+        args.tls_cert.or(file.tls_cert.clone()),
+        args.tls_key.or(file.tls_key.clone()),
+    ) {
+        (Some(c), Some(k)) => Some((c, k)),
+        (None, None) => None,
+        _ => {
+            return Err(plan_error(
+                "TLS needs both a certificate and a key (tls_cert and tls_key)",
+            ));
+        }
+    };
+    let mut users = file.users.clone();
+    let mut note = String::new();
+    if users.is_empty() {
+        if !demo {
+            return Err(plan_error(
+                "no users configured: add [[users]] with name and password_hash (from `tsql hash-password`) to a config file and pass --config",
+            ));
+        }
+        let (name, password) = tsql::config::DEMO_USER;
+        users.push(tsql::config::User {
+            name: name.into(),
+            password_hash: tsql::config::hash_password(password),
+            roles: vec![],
+        });
+        note = format!(", user {name}, password {password}");
+    }
+    let engine = Engine::open(
+        &source,
+        EngineOptions {
+            on_bad_record,
+            schema: None,
+        },
+    )?;
+    let auth = std::sync::Arc::new(tsql::flight::Authenticator::new(users));
+    let scheme = if tls.is_some() { "grpc+tls" } else { "grpc" };
+    let options = tsql::flight::ServeOptions { listen, tls };
+    tsql::flight::serve(engine, auth, options, |addr| {
+        eprintln!("tsql: serving Arrow Flight SQL on {scheme}://{addr}{note}");
+    })
+    .await
+    .map_err(plan_error)
+}
+
 async fn run(cli: Cli) -> datafusion::error::Result<()> {
     match cli.command {
+        Command::Serve(args) => serve(args).await,
+        Command::HashPassword => {
+            let text = std::io::read_to_string(std::io::stdin())
+                .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;
+            let password = text.trim_end_matches(['\n', '\r']);
+            if password.is_empty() {
+                return Err(plan_error(
+                    "give the password on standard input, e.g. `echo -n secret | tsql hash-password`",
+                ));
+            }
+            println!("{}", tsql::config::hash_password(password));
+            Ok(())
+        }
         Command::Sql {
             data,
             format,

@@ -1,0 +1,136 @@
+//! Server configuration: a TOML file, overridden by `TSQL_*` environment
+//! variables, overridden by command-line flags.
+//!
+//! ```toml
+//! listen = "127.0.0.1:32010"
+//! data = "/var/lib/tsql/entities"     # or: demo = true
+//! on_bad_record = "fail"              # or "skip"
+//! tls_cert = "/etc/tsql/cert.pem"     # both or neither
+//! tls_key = "/etc/tsql/key.pem"
+//!
+//! [[users]]
+//! name = "analyst"
+//! password_hash = "$argon2id$v=19$…"  # `tsql hash-password` prints one
+//! roles = ["reader"]
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use argon2::{Argon2, PasswordHash, PasswordHasher, PasswordVerifier};
+use serde::Deserialize;
+
+/// The contents of a `tsql.toml`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// Address to listen on.
+    pub listen: Option<String>,
+    /// Folder of entity files.
+    pub data: Option<PathBuf>,
+    /// Serve the demo dataset.
+    pub demo: Option<bool>,
+    /// `fail` or `skip`.
+    pub on_bad_record: Option<String>,
+    /// PEM certificate chain for TLS.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for TLS.
+    pub tls_key: Option<PathBuf>,
+    /// Who may connect.
+    #[serde(default)]
+    pub users: Vec<User>,
+}
+
+/// A user allowed to connect.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct User {
+    /// Login name.
+    pub name: String,
+    /// Argon2 PHC string (`$argon2id$…`), as printed by `tsql hash-password`.
+    pub password_hash: String,
+    /// Roles (kept for authorization rules to come).
+    #[serde(default)]
+    pub roles: Vec<String>,
+}
+
+impl FileConfig {
+    /// Reads and checks a config file.
+    pub fn load(path: &Path) -> Result<FileConfig, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
+        let config: FileConfig =
+            toml::from_str(&text).map_err(|e| format!("config file {}: {e}", path.display()))?;
+        for u in &config.users {
+            PasswordHash::new(&u.password_hash).map_err(|e| {
+                format!(
+                    "config file {}: user {}: password_hash is not an argon2 PHC string ({e}); make one with `tsql hash-password`",
+                    path.display(),
+                    u.name
+                )
+            })?;
+        }
+        Ok(config)
+    }
+}
+
+impl User {
+    /// True when `password` matches this user's hash.
+    pub fn verify(&self, password: &str) -> bool {
+        PasswordHash::new(&self.password_hash)
+            .map(|h| {
+                Argon2::default()
+                    .verify_password(password.as_bytes(), &h)
+                    .is_ok()
+            })
+            .unwrap_or(false)
+    }
+}
+
+/// An argon2id PHC string for `password`, with a fresh salt.
+pub fn hash_password(password: &str) -> String {
+    let mut salt_bytes = [0u8; 16];
+    salt_bytes.copy_from_slice(&uuid::Uuid::new_v4().as_bytes()[..]);
+    let salt = argon2::password_hash::SaltString::encode_b64(&salt_bytes)
+        .expect("16 bytes make a valid salt");
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .expect("argon2 hashes any password")
+        .to_string()
+}
+
+/// The user `--demo` runs with when no users are configured.
+pub const DEMO_USER: (&str, &str) = ("admin", "admin");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashes_verify() {
+        let u = User {
+            name: "a".into(),
+            password_hash: hash_password("s3cret"),
+            roles: vec![],
+        };
+        assert!(u.verify("s3cret"));
+        assert!(!u.verify("S3cret"));
+    }
+
+    #[test]
+    fn config_files_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("tsql.toml");
+        std::fs::write(
+            &p,
+            "listen = \"127.0.0.1:1\"\n[[users]]\nname = \"x\"\npassword_hash = \"plain\"\n",
+        )
+        .unwrap();
+        assert!(
+            FileConfig::load(&p)
+                .unwrap_err()
+                .contains("tsql hash-password")
+        );
+        std::fs::write(&p, "lisen = 1\n").unwrap();
+        assert!(FileConfig::load(&p).unwrap_err().contains("unknown field"));
+    }
+}

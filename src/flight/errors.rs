@@ -1,0 +1,34 @@
+//! Engine errors as gRPC statuses a person can act on.
+
+use datafusion::error::DataFusionError;
+use tonic::Status;
+
+/// Maps an engine error to a status: syntax → InvalidArgument, unknown
+/// table → NotFound, planning → InvalidArgument, data problems →
+/// FailedPrecondition, anything else → Internal (logged with a query id).
+pub fn to_status(e: DataFusionError) -> Status {
+    let inner = match &e {
+        DataFusionError::Context(_, inner) => inner.as_ref(),
+        other => other,
+    };
+    let message = e.to_string();
+    match inner {
+        DataFusionError::SQL(..) => Status::invalid_argument(message),
+        DataFusionError::Plan(m) if m.contains("not found") => Status::not_found(message),
+        DataFusionError::Plan(_)
+        | DataFusionError::SchemaError(..)
+        | DataFusionError::NotImplemented(_) => Status::invalid_argument(message),
+        DataFusionError::Execution(m) if m.contains("query cancelled") => {
+            Status::cancelled(message)
+        }
+        DataFusionError::Execution(m) if m.contains("--on-bad-record") => {
+            Status::failed_precondition(message)
+        }
+        _ => {
+            let id = uuid::Uuid::new_v4().simple().to_string();
+            log::error!("query {id} failed: {message}");
+            eprintln!("tsql: query {id} failed: {message}");
+            Status::internal(format!("{message} (query id {id}; the server log has it)"))
+        }
+    }
+}

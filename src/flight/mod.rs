@@ -1,0 +1,13 @@
+//! The Arrow Flight SQL front end: what the Arrow Flight SQL JDBC driver,
+//! ADBC, pyarrow and BI tools talk to.
+
+mod auth;
+mod errors;
+mod metadata;
+mod server;
+mod service;
+mod types;
+
+pub use auth::Authenticator;
+pub use server::{ServeOptions, serve};
+pub use service::TsqlFlightSql;

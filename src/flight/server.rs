@@ -1,0 +1,69 @@
+//! Running the Flight SQL server: listen, optional TLS, graceful shutdown.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use arrow_flight::flight_service_server::FlightServiceServer;
+use tonic::transport::{Identity, Server, ServerTlsConfig};
+
+use super::auth::Authenticator;
+use super::service::TsqlFlightSql;
+use crate::Engine;
+
+/// How to serve.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// PEM certificate chain and private key, for TLS.
+    pub tls: Option<(PathBuf, PathBuf)>,
+}
+
+/// Serves `engine` until SIGTERM or Ctrl-C, then stops accepting calls and
+/// lets running streams finish. `ready` is called once the port is bound.
+pub async fn serve(
+    engine: Engine,
+    auth: Arc<Authenticator>,
+    options: ServeOptions,
+    ready: impl FnOnce(SocketAddr),
+) -> Result<(), String> {
+    let service = TsqlFlightSql::new(engine, auth);
+    let mut builder = Server::builder();
+    if let Some((cert, key)) = &options.tls {
+        let cert_pem = std::fs::read(cert)
+            .map_err(|e| format!("cannot read TLS certificate {}: {e}", cert.display()))?;
+        let key_pem = std::fs::read(key)
+            .map_err(|e| format!("cannot read TLS key {}: {e}", key.display()))?;
+        builder = builder
+            .tls_config(ServerTlsConfig::new().identity(Identity::from_pem(cert_pem, key_pem)))
+            .map_err(|e| format!("cannot use the TLS certificate and key: {e}"))?;
+    }
+    let listener = tokio::net::TcpListener::bind(options.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e} (is another server using the port? pick one with --listen)", options.listen))?;
+    let local = listener.local_addr().map_err(|e| e.to_string())?;
+    ready(local);
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    builder
+        .add_service(FlightServiceServer::new(service).max_decoding_message_size(64 << 20))
+        .serve_with_incoming_shutdown(incoming, shutdown_signal())
+        .await
+        .map_err(|e| format!("server failed: {e}"))
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("a SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    eprintln!("tsql: shutting down: no new calls, running streams finish");
+}
