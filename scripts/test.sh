@@ -1,10 +1,17 @@
 #!/usr/bin/env bash
 # Runs the whole tsql test suite: unit tests of every crate, the sqllogictest
-# files in sql-tests/ and the command-line tests in tests/.
-# Uses the mold linker when it is installed (scripts/setup.sh installs it).
+# files in sql-tests/, the command-line tests, and the real-client tests in
+# tests/python/ (ADBC and pyarrow against a real `tsql serve`).
+# Uses the mold linker when it is installed (scripts/setup.sh installs it and
+# the Python client packages).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if command -v mold >/dev/null 2>&1; then
+if command -v mold >/dev/null 2>&1 && [[ "${RUSTFLAGS:-}" != *fuse-ld* ]]; then
   export RUSTFLAGS="${RUSTFLAGS:-} -C link-arg=-fuse-ld=mold"
 fi
 cargo test --workspace "$@"
+if ! python3 -c "import adbc_driver_flightsql, pyarrow.flight, pytest" 2>/dev/null; then
+  python3 -m pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
+fi
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
+python3 -m pytest -q -p no:cacheprovider -W ignore::Warning tests/python

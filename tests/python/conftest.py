@@ -1,0 +1,112 @@
+"""Starts real `tsql serve` processes on free 127.0.0.1 ports for the client tests."""
+
+import os
+import re
+import subprocess
+import textwrap
+import time
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def tsql_binary():
+    explicit = os.environ.get("TSQL_BIN")
+    if explicit:
+        return explicit
+    target = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
+    return os.path.join(target, "debug", "tsql")
+
+
+class Server:
+    """A running `tsql serve`; `uri` is where clients connect."""
+
+    def __init__(self, args, env=None):
+        self.proc = subprocess.Popen(
+            [tsql_binary(), "serve", "--listen", "127.0.0.1:0", *args],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, **(env or {})},
+        )
+        deadline = time.time() + 60
+        line = ""
+        while time.time() < deadline:
+            line = self.proc.stderr.readline()
+            m = re.search(r"on (grpc(?:\+tls)?)://([\d.]+):(\d+)", line)
+            if m:
+                self.scheme, self.host, self.port = m.group(1), m.group(2), int(m.group(3))
+                self.uri = f"{self.scheme}://{self.host}:{self.port}"
+                return
+            if self.proc.poll() is not None:
+                break
+        self.stop()
+        raise RuntimeError(f"tsql serve did not start: {line}")
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+@pytest.fixture(scope="session")
+def demo_server():
+    s = Server(["--demo"])
+    yield s
+    s.stop()
+
+
+TYPES = {
+    "$.b": "BOOLEAN", "$.i8": "BYTE", "$.i16": "SHORT", "$.i32": "INTEGER", "$.i64": "LONG",
+    "$.f32": "FLOAT", "$.f64": "DOUBLE", "$.dec": "BIG_DECIMAL", "$.bigint": "BIG_INTEGER",
+    "$.s": "STRING", "$.d": "LOCAL_DATE", "$.t": "LOCAL_TIME", "$.ts": "LOCAL_DATE_TIME",
+    "$.tz": "ZONED_DATE_TIME", "$.bin": "BYTE_ARRAY",
+}
+
+ROWS = [
+    '{"type":"ENTITY","data":{"b":true,"i8":-8,"i16":1600,"i32":320000,"i64":6400000000,"f32":1.5,"f64":2.25,'
+    '"dec":12.345,"bigint":123456789012345678901234567890,"s":"héllo","d":"2024-02-29","t":"13:45:10.5",'
+    '"ts":"2024-03-01T08:00:00","tz":"2024-03-01T09:00:00+01:00","bin":"AQID","tags":["x","y"],'
+    '"lines":[{"n":1},{"n":2}]},"meta":{"id":"t-1","state":"A","creationDate":"2024-01-01T00:00:00Z",'
+    '"lastUpdateTime":"2024-01-02T00:00:00Z"}}',
+    '{"type":"ENTITY","data":{"b":false,"s":null},"meta":{"id":"t-2","state":"B","creationDate":"2024-01-01T00:00:00Z",'
+    '"lastUpdateTime":"2024-01-01T00:00:00Z"}}',
+]
+
+
+@pytest.fixture(scope="session")
+def typed_server(tmp_path_factory):
+    """A server over a folder with every declared type, a config file and two users."""
+    root = tmp_path_factory.mktemp("typed")
+    d = root / "data" / "typed" / "1"
+    d.mkdir(parents=True)
+    import json
+
+    (d / "_types.json").write_text(json.dumps(TYPES))
+    (d / "a.ndjson").write_text("\n".join(ROWS) + "\n")
+    hashes = {}
+    for user, password in [("analyst", "s3cret"), ("bi", "dash")]:
+        hashes[user] = subprocess.run(
+            [tsql_binary(), "hash-password"], input=password, capture_output=True, text=True, check=True
+        ).stdout.strip()
+    config = root / "tsql.toml"
+    config.write_text(textwrap.dedent(f"""\
+        data = "{root / 'data'}"
+        [[users]]
+        name = "analyst"
+        password_hash = "{hashes['analyst']}"
+        roles = ["reader"]
+        [[users]]
+        name = "bi"
+        password_hash = "{hashes['bi']}"
+        """))
+    s = Server(["--config", str(config)])
+    yield s
+    s.stop()
