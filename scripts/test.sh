@@ -15,3 +15,10 @@ if ! python3 -c "import adbc_driver_flightsql, pyarrow.flight, pytest" 2>/dev/nu
 fi
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 python3 -m pytest -q -p no:cacheprovider -W ignore::Warning tests/python
+# The Arrow Flight SQL JDBC driver from Maven Central, each version in JDBC_VERSIONS
+# (18.3.0 is also the newest published on 2026-11-23).
+for v in ${JDBC_VERSIONS:-18.3.0}; do
+  echo "JDBC driver $v:"
+  (cd tests/jdbc && mvn -B -q -Djdbc.version="$v" -Dtsql.bin="$CARGO_TARGET_DIR/debug/tsql" test)
+  echo "JDBC driver $v: every test passed"
+done

@@ -45,6 +45,8 @@ type DoGetStream =
 struct Prepared {
     user: String,
     sql: String,
+    /// The type the plan expects for each parameter, when known.
+    expected: Vec<Option<DataType>>,
     params: Option<Vec<ScalarValue>>,
 }
 
@@ -149,8 +151,12 @@ fn arrow_status(e: impl std::fmt::Display) -> Status {
     Status::internal(format!("cannot build the answer: {e}"))
 }
 
-/// The parameter schema of a plan: `$1`, `$2`, … in order, typed when known.
-fn parameter_schema(df: &datafusion::dataframe::DataFrame) -> Result<Schema, Status> {
+/// The parameter schema of a plan (`$1`, `$2`, … in order, typed when known)
+/// and the types the plan expects. Instants are announced in milliseconds, the
+/// unit JDBC's `setTimestamp` fills reliably; values are cast back on binding.
+fn parameter_schema(
+    df: &datafusion::dataframe::DataFrame,
+) -> Result<(Schema, Vec<Option<DataType>>), Status> {
     let types = df.logical_plan().get_parameter_types().map_err(to_status)?;
     let mut names: Vec<(usize, String, Option<DataType>)> = types
         .into_iter()
@@ -165,11 +171,22 @@ fn parameter_schema(df: &datafusion::dataframe::DataFrame) -> Result<Schema, Sta
         })
         .collect();
     names.sort();
-    Ok(Schema::new(
-        names
-            .into_iter()
-            .map(|(_, n, t)| Field::new(n, t.unwrap_or(DataType::Utf8), true))
-            .collect::<Vec<_>>(),
+    let fields: Vec<Field> = names
+        .iter()
+        .map(|(_, n, t)| {
+            let announced = match t {
+                Some(DataType::Timestamp(_, tz)) => {
+                    DataType::Timestamp(arrow::datatypes::TimeUnit::Millisecond, tz.clone())
+                }
+                Some(t) => super::types::wire_type(t),
+                None => DataType::Utf8,
+            };
+            Field::new(n, announced, true)
+        })
+        .collect();
+    Ok((
+        Schema::new(fields),
+        names.into_iter().map(|(_, _, t)| t).collect(),
     ))
 }
 
@@ -244,13 +261,14 @@ impl FlightSqlService for TsqlFlightSql {
         let user = self.user(&request)?;
         let df = self.plan(&query.query, None).await?;
         let dataset = wire_schema(df.schema().as_arrow());
-        let params = parameter_schema(&df)?;
+        let (params, expected) = parameter_schema(&df)?;
         let handle = uuid::Uuid::new_v4().simple().to_string().into_bytes();
         self.prepared.lock().expect("not poisoned").insert(
             handle.clone(),
             Prepared {
                 user,
                 sql: query.query,
+                expected,
                 params: None,
             },
         );
@@ -267,7 +285,7 @@ impl FlightSqlService for TsqlFlightSql {
         request: Request<PeekableFlightDataStream>,
     ) -> Result<DoPutPreparedStatementResult, Status> {
         let user = self.user(&request)?;
-        self.prepared(&query.prepared_statement_handle, &user)?;
+        let prepared = self.prepared(&query.prepared_statement_handle, &user)?;
         let stream = arrow_flight::decode::FlightRecordBatchStream::new_from_flight_data(
             request.into_inner().map_err(FlightError::from),
         );
@@ -277,9 +295,17 @@ impl FlightSqlService for TsqlFlightSql {
             .map_err(|e| Status::invalid_argument(format!("cannot read the parameters: {e}")))?;
         let params = match batches.iter().find(|b| b.num_rows() > 0) {
             Some(b) => (0..b.num_columns())
-                .map(|i| ScalarValue::try_from_array(b.column(i), 0))
+                .map(|i| {
+                    let v = ScalarValue::try_from_array(b.column(i), 0)?;
+                    match prepared.expected.get(i).cloned().flatten() {
+                        Some(t) if t != v.data_type() && !v.is_null() => v.cast_to(&t),
+                        _ => Ok(v),
+                    }
+                })
                 .collect::<Result<Vec<_>, _>>()
-                .map_err(to_status)?,
+                .map_err(|e| {
+                    Status::invalid_argument(format!("cannot use the bound parameters: {e}"))
+                })?,
             None => Vec::new(),
         };
         if let Some(p) = self
