@@ -127,6 +127,22 @@ impl TsqlFlightSql {
         Ok(Response::new(Box::pin(out)))
     }
 
+    /// The FlightInfo of a metadata command: its result schema and a ticket
+    /// that is the command itself.
+    fn describe(
+        &self,
+        request: Request<FlightDescriptor>,
+        schema: &Schema,
+        command: Vec<u8>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.user(&request)?;
+        Ok(Response::new(Self::flight_info(
+            schema,
+            command,
+            request.into_inner(),
+        )?))
+    }
+
     fn batch_stream(batch: RecordBatch) -> Response<DoGetStream> {
         let schema = batch.schema();
         let out = FlightDataEncoderBuilder::new()
@@ -539,12 +555,11 @@ impl FlightSqlService for TsqlFlightSql {
         query: CommandGetPrimaryKeys,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.user(&request)?;
-        Ok(Response::new(Self::flight_info(
+        self.describe(
+            request,
             &primary_keys_schema(),
             query.as_any().encode_to_vec(),
-            request.into_inner(),
-        )?))
+        )
     }
 
     async fn do_get_primary_keys(
@@ -563,12 +578,11 @@ impl FlightSqlService for TsqlFlightSql {
         query: CommandGetExportedKeys,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.user(&request)?;
-        Ok(Response::new(Self::flight_info(
+        self.describe(
+            request,
             &foreign_keys_schema(),
             query.as_any().encode_to_vec(),
-            request.into_inner(),
-        )?))
+        )
     }
 
     async fn do_get_exported_keys(
@@ -587,12 +601,11 @@ impl FlightSqlService for TsqlFlightSql {
         query: CommandGetImportedKeys,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.user(&request)?;
-        Ok(Response::new(Self::flight_info(
+        self.describe(
+            request,
             &foreign_keys_schema(),
             query.as_any().encode_to_vec(),
-            request.into_inner(),
-        )?))
+        )
     }
 
     async fn do_get_imported_keys(
@@ -611,12 +624,11 @@ impl FlightSqlService for TsqlFlightSql {
         query: CommandGetCrossReference,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.user(&request)?;
-        Ok(Response::new(Self::flight_info(
+        self.describe(
+            request,
             &foreign_keys_schema(),
             query.as_any().encode_to_vec(),
-            request.into_inner(),
-        )?))
+        )
     }
 
     async fn do_get_cross_reference(
