@@ -211,3 +211,14 @@ def test_serve_refuses_to_run_without_users(tmp_path):
     out = subprocess.run([tsql_binary(), "serve", "--data", str(tmp_path), "--listen", "127.0.0.1:0"],
                          capture_output=True, text=True, timeout=30)
     assert out.returncode != 0 and "no users configured" in out.stderr
+
+
+def test_sigterm_stops_gracefully():
+    import signal
+
+    server = Server(["--demo"])
+    with connect(server) as conn:
+        assert rows(conn, "SELECT 1") == [(1,)]
+    server.proc.send_signal(signal.SIGTERM)
+    assert server.proc.wait(timeout=30) == 0
+    assert "shutting down" in server.proc.stderr.read()
