@@ -26,7 +26,6 @@ pub fn to_status(e: DataFusionError) -> Status {
         }
         _ => {
             let id = uuid::Uuid::new_v4().simple().to_string();
-            log::error!("query {id} failed: {message}");
             eprintln!("tsql: query {id} failed: {message}");
             Status::internal(format!("{message} (query id {id}; the server log has it)"))
         }
