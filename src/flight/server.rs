@@ -45,12 +45,34 @@ pub async fn serve(
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     ready(local);
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
-    builder
+    let (stopping, stopped) = tokio::sync::oneshot::channel::<()>();
+    let signal = async move {
+        shutdown_signal().await;
+        let _ = stopping.send(());
+    };
+    let server = builder
         .add_service(FlightServiceServer::new(service).max_decoding_message_size(64 << 20))
-        .serve_with_incoming_shutdown(incoming, shutdown_signal())
-        .await
-        .map_err(|e| format!("server failed: {e}"))
+        .serve_with_incoming_shutdown(incoming, signal);
+    tokio::pin!(server);
+    // Running streams get a grace period; then they are stopped with the process.
+    let grace = async move {
+        if stopped.await.is_ok() {
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        r = &mut server => r.map_err(|e| format!("server failed: {e}")),
+        _ = grace => {
+            eprintln!("tsql: streams still running after {} s; stopping them", SHUTDOWN_GRACE.as_secs());
+            Ok(())
+        }
+    }
 }
+
+/// How long running streams may go on after SIGTERM.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
 async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
