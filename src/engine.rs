@@ -6,12 +6,15 @@ use std::sync::Arc;
 use datafusion::catalog::{CatalogProvider, MemoryCatalogProvider};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::SendableRecordBatchStream;
+use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::context::SQLOptions;
 use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
 use tsql_entity_tables::{
     BadRecordPolicy, BadRecords, CATALOG, EntitySchema, EntitySource, SCHEMA, ScanOptions,
 };
 use tsql_local_files::LocalStore;
+
+use crate::cooperative::CooperativeJoins;
 use tsql_local_files::demo::demo_dir;
 
 /// Where entities come from.
@@ -71,7 +74,12 @@ impl Engine {
             .with_information_schema(true)
             .with_default_catalog_and_schema(CATALOG, &schema_name)
             .with_create_default_catalog_and_schema(false);
-        let ctx = SessionContext::new_with_config(config);
+        let state = SessionStateBuilder::new()
+            .with_config(config)
+            .with_default_features()
+            .with_physical_optimizer_rule(Arc::new(CooperativeJoins))
+            .build();
+        let ctx = SessionContext::new_with_state(state);
         let scan = ScanOptions {
             on_bad_record: options.on_bad_record,
             bad_records: bad_records.clone(),
@@ -87,6 +95,47 @@ impl Engine {
             schema,
             bad_records,
         }
+    }
+
+    /// The default catalog and schema of unqualified table names.
+    pub fn defaults(&self) -> (String, String) {
+        let state = self.ctx.state();
+        let options = &state.config().options().catalog;
+        (options.default_catalog.clone(), options.default_schema.clone())
+    }
+
+    /// This engine with other defaults for unqualified table names; both must exist.
+    pub fn with_defaults(&self, catalog: &str, schema: &str) -> Result<Engine> {
+        if self.defaults() == (catalog.to_string(), schema.to_string()) {
+            return Ok(self.clone());
+        }
+        let Some(found) = self.ctx.catalog(catalog) else {
+            let mut known = self.ctx.catalog_names();
+            known.sort();
+            return Err(DataFusionError::Plan(format!(
+                "catalog '{catalog}' not found; the catalogs are: {}",
+                known.join(", ")
+            )));
+        };
+        let information_schema = schema == "information_schema"
+            && self.ctx.state().config().options().catalog.information_schema;
+        if found.schema(schema).is_none() && !information_schema {
+            let mut known = found.schema_names();
+            known.sort();
+            return Err(DataFusionError::Plan(format!(
+                "schema '{schema}' not found in catalog '{catalog}'; its schemas are: {}",
+                known.join(", ")
+            )));
+        }
+        let mut state = self.ctx.state();
+        let options = state.config_mut().options_mut();
+        options.catalog.default_catalog = catalog.to_string();
+        options.catalog.default_schema = schema.to_string();
+        Ok(Engine {
+            ctx: SessionContext::new_with_state(state),
+            schema: self.schema.clone(),
+            bad_records: self.bad_records.clone(),
+        })
     }
 
     /// The DataFusion session.

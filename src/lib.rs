@@ -2,8 +2,11 @@
 //! engine sessions over entity sources, and result output.
 
 pub mod config;
+pub mod cooperative;
 pub mod engine;
+pub mod executor;
 pub mod flight;
 pub mod output;
 
 pub use engine::{DataSource, Engine, EngineOptions};
+pub use executor::QueryExecutor;

@@ -4,8 +4,12 @@
 mod auth;
 mod errors;
 mod metadata;
+mod running;
 mod server;
 mod service;
+mod session;
+mod session_protocol;
+mod ticket;
 mod types;
 
 pub use auth::Authenticator;

@@ -28,7 +28,10 @@ pub async fn serve(
     options: ServeOptions,
     ready: impl FnOnce(SocketAddr),
 ) -> Result<(), String> {
-    let service = TsqlFlightSql::new(engine, auth);
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let executor = crate::QueryExecutor::new(threads)
+        .map_err(|e| format!("cannot start the query threads: {e}"))?;
+    let service = TsqlFlightSql::new(engine, executor, auth);
     let mut builder = Server::builder();
     if let Some((cert, key)) = &options.tls {
         let cert_pem = std::fs::read(cert)

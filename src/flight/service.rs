@@ -1,6 +1,10 @@
 //! The Flight SQL service: statements and prepared statements plan in
 //! `GetFlightInfo` and execute only in `DoGet`, streaming; catalog metadata;
-//! a read-only answer to everything that would write.
+//! sessions; cancellation; a read-only answer to everything that would write.
+//!
+//! Query work (planning, indexing, execution) runs on the [`QueryExecutor`],
+//! never on the threads serving calls, so a heavy query cannot hold up
+//! cancellation, other clients or shutdown.
 
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -13,19 +17,23 @@ use arrow_flight::error::FlightError;
 use arrow_flight::sql::metadata::{SqlInfoData, XdbcTypeInfoData};
 use arrow_flight::sql::server::{FlightSqlService, PeekableFlightDataStream};
 use arrow_flight::sql::{
-    ActionClosePreparedStatementRequest, ActionCreatePreparedStatementRequest,
-    ActionCreatePreparedStatementResult, Any, CommandGetCatalogs, CommandGetCrossReference,
-    CommandGetDbSchemas, CommandGetExportedKeys, CommandGetImportedKeys, CommandGetPrimaryKeys,
-    CommandGetSqlInfo, CommandGetTableTypes, CommandGetTables, CommandGetXdbcTypeInfo,
-    CommandPreparedStatementQuery, CommandPreparedStatementUpdate, CommandStatementIngest,
-    CommandStatementQuery, CommandStatementUpdate, DoPutPreparedStatementResult, ProstMessageExt,
-    SqlInfo, TicketStatementQuery,
+    ActionCancelQueryRequest, ActionCancelQueryResult, ActionClosePreparedStatementRequest,
+    ActionCreatePreparedStatementRequest, ActionCreatePreparedStatementResult, Any,
+    CommandGetCatalogs, CommandGetCrossReference, CommandGetDbSchemas, CommandGetExportedKeys,
+    CommandGetImportedKeys, CommandGetPrimaryKeys, CommandGetSqlInfo, CommandGetTableTypes,
+    CommandGetTables, CommandGetXdbcTypeInfo, CommandPreparedStatementQuery,
+    CommandPreparedStatementUpdate, CommandStatementIngest, CommandStatementQuery,
+    CommandStatementUpdate, DoPutPreparedStatementResult, ProstMessageExt, SqlInfo,
+    TicketStatementQuery,
 };
 use arrow_flight::{
-    FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest, HandshakeResponse, IpcMessage,
-    SchemaAsIpc, Ticket,
+    ActionType, CancelFlightInfoRequest, CancelFlightInfoResult, CancelStatus, FlightDescriptor,
+    FlightEndpoint, FlightInfo, HandshakeRequest, HandshakeResponse, IpcMessage, SchemaAsIpc,
+    Ticket,
 };
 use datafusion::common::{ParamValues, ScalarValue};
+use datafusion::dataframe::DataFrame;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use futures::{Stream, StreamExt, TryStreamExt};
 use prost::Message;
 use tonic::metadata::MetadataValue;
@@ -34,17 +42,33 @@ use tonic::{Request, Response, Status, Streaming};
 use super::auth::Authenticator;
 use super::errors::to_status;
 use super::metadata::{list_schemas, list_tables, shared_sql_info, xdbc_types};
+use super::running::RunningQueries;
+use super::session::{COOKIE, SessionKey, Sessions};
+use super::session_protocol::{
+    CLOSE_SESSION, CloseSessionResult, CloseSessionStatus, GET_SESSION_OPTIONS,
+    GetSessionOptionsResult, OptionValue, SET_SESSION_OPTIONS, SessionOptionValue,
+    SetSessionOptionsError, SetSessionOptionsErrorValue, SetSessionOptionsRequest,
+    SetSessionOptionsResult,
+};
+use super::ticket::QueryTicket;
 use super::types::{to_wire, wire_schema, with_column_metadata};
-use crate::Engine;
+use crate::{Engine, QueryExecutor};
 
 type DoGetStream =
     Pin<Box<dyn Stream<Item = Result<arrow_flight::FlightData, Status>> + Send + 'static>>;
+type ActionStream =
+    Pin<Box<dyn Stream<Item = Result<arrow_flight::Result, Status>> + Send + 'static>>;
 
-/// A prepared statement: its SQL and the parameters bound last.
+/// Action type of `CancelFlightInfo`.
+const CANCEL_FLIGHT_INFO: &str = "CancelFlightInfo";
+
+/// A prepared statement: its SQL, where it was prepared, and the parameters bound last.
 #[derive(Debug, Clone)]
 struct Prepared {
     user: String,
     sql: String,
+    catalog: String,
+    schema: String,
     /// The type the plan expects for each parameter, when known.
     expected: Vec<Option<DataType>>,
     params: Option<Vec<ScalarValue>>,
@@ -53,7 +77,10 @@ struct Prepared {
 /// The Flight SQL service over one engine.
 pub struct TsqlFlightSql {
     engine: Engine,
+    executor: QueryExecutor,
     auth: Arc<Authenticator>,
+    sessions: Sessions,
+    running: Arc<RunningQueries>,
     prepared: Mutex<HashMap<Vec<u8>, Prepared>>,
     sql_info: Arc<SqlInfoData>,
     xdbc: Arc<XdbcTypeInfoData>,
@@ -62,11 +89,15 @@ pub struct TsqlFlightSql {
 const READ_ONLY: &str = "tsql is read-only: it answers queries (SELECT, SHOW, DESCRIBE, EXPLAIN) and takes no updates, ingestion or DDL";
 
 impl TsqlFlightSql {
-    /// A service answering from `engine`, accepting callers `auth` knows.
-    pub fn new(engine: Engine, auth: Arc<Authenticator>) -> Self {
+    /// A service answering from `engine`, running query work on `executor`,
+    /// accepting callers `auth` knows.
+    pub fn new(engine: Engine, executor: QueryExecutor, auth: Arc<Authenticator>) -> Self {
         TsqlFlightSql {
             engine,
+            executor,
             auth,
+            sessions: Sessions::default(),
+            running: Arc::new(RunningQueries::default()),
             prepared: Mutex::new(HashMap::new()),
             sql_info: shared_sql_info(),
             xdbc: Arc::new(xdbc_types()),
@@ -77,21 +108,41 @@ impl TsqlFlightSql {
         self.auth.check(request.metadata())
     }
 
-    /// Plans `sql` (with `params` bound) and returns the wire schema of its result.
+    /// The default catalog and schema of the caller's session.
+    fn session_defaults<T>(&self, request: &Request<T>, user: &str) -> (String, String) {
+        let key = SessionKey::of(request.metadata());
+        let chosen = self.sessions.settings(key.as_ref(), user);
+        let (catalog, schema) = self.engine.defaults();
+        (
+            chosen.catalog.unwrap_or(catalog),
+            chosen.schema.unwrap_or(schema),
+        )
+    }
+
+    /// Plans `sql` (with `params` bound) under the given defaults, on the query threads.
     async fn plan(
         &self,
-        sql: &str,
-        params: Option<&[ScalarValue]>,
-    ) -> Result<datafusion::dataframe::DataFrame, Status> {
-        let df = self.engine.plan(sql).await.map_err(to_status)?;
-        match params {
-            Some(p) => df
-                .with_param_values(ParamValues::List(
-                    p.iter().cloned().map(Into::into).collect(),
-                ))
-                .map_err(to_status),
-            None => Ok(df),
-        }
+        catalog: &str,
+        schema: &str,
+        sql: String,
+        params: Option<Vec<ScalarValue>>,
+    ) -> Result<DataFrame, Status> {
+        let engine = self
+            .engine
+            .with_defaults(catalog, schema)
+            .map_err(to_status)?;
+        self.executor
+            .run(async move {
+                let df = engine.plan(&sql).await?;
+                match params {
+                    Some(p) => df.with_param_values(ParamValues::List(
+                        p.into_iter().map(Into::into).collect(),
+                    )),
+                    None => Ok(df),
+                }
+            })
+            .await
+            .map_err(to_status)
     }
 
     fn flight_info(
@@ -108,17 +159,40 @@ impl TsqlFlightSql {
             .with_ordered(true))
     }
 
-    /// Executes and streams a planned query, converting to the wire schema.
-    async fn stream(
-        &self,
-        df: datafusion::dataframe::DataFrame,
-    ) -> Result<Response<DoGetStream>, Status> {
+    /// The FlightInfo of a planned execution: the wire schema and its ticket.
+    fn execution_info(
+        df: &DataFrame,
+        ticket: &QueryTicket,
+        descriptor: FlightDescriptor,
+    ) -> Result<Response<FlightInfo>, Status> {
         let schema = wire_schema(df.schema().as_arrow());
-        let stream = df.execute_stream().await.map_err(to_status)?;
+        let handle = TicketStatementQuery {
+            statement_handle: ticket.to_bytes().into(),
+        };
+        Ok(Response::new(Self::flight_info(
+            &schema,
+            handle.as_any().encode_to_vec(),
+            descriptor,
+        )?))
+    }
+
+    /// Executes a planned query on the query threads and streams it in the
+    /// wire schema. The execution can be cancelled by its ticket's id; a
+    /// client dropping the stream stops it too.
+    fn stream(&self, df: DataFrame, execution: &str) -> Result<Response<DoGetStream>, Status> {
+        let schema = wire_schema(df.schema().as_arrow());
         let wire = schema.clone();
-        let batches = stream.map(move |b| match b {
-            Ok(b) => to_wire(&b, &wire).map_err(|e| FlightError::from(e)),
-            Err(e) => Err(FlightError::Tonic(Box::new(to_status(e)))),
+        let (batches, abort) = self.executor.stream(schema.clone(), async move {
+            let stream = df.execute_stream().await?;
+            let out = wire.clone();
+            let converted = stream.map(move |b| b.and_then(|b| Ok(to_wire(&b, &wire)?)));
+            Ok(Box::pin(RecordBatchStreamAdapter::new(out, converted))
+                as datafusion::execution::SendableRecordBatchStream)
+        });
+        let registration = self.running.register(execution, abort)?;
+        let batches = batches.map(move |b| {
+            let _running = &registration;
+            b.map_err(|e| FlightError::Tonic(Box::new(to_status(e))))
         });
         let out = FlightDataEncoderBuilder::new()
             .with_schema(schema)
@@ -161,12 +235,134 @@ impl TsqlFlightSql {
             )),
         }
     }
+
+    /// Cancels every execution named by the tickets of `info` that belongs
+    /// to `user`.
+    fn cancel(&self, info: &FlightInfo, user: &str) -> CancelStatus {
+        let mut any = false;
+        for endpoint in &info.endpoint {
+            let Some(ticket) = &endpoint.ticket else {
+                continue;
+            };
+            let Ok(Some(handle)) = Any::decode(ticket.ticket.as_ref())
+                .map_err(|_| ())
+                .and_then(|a| a.unpack::<TicketStatementQuery>().map_err(|_| ()))
+            else {
+                continue;
+            };
+            if let Ok(t) = QueryTicket::from_bytes(&handle.statement_handle)
+                && t.user == user
+            {
+                self.running.cancel(&t.execution);
+                any = true;
+            }
+        }
+        if any {
+            CancelStatus::Cancelled
+        } else {
+            CancelStatus::NotCancellable
+        }
+    }
+
+    /// `SetSessionOptions`: `catalog` and `schema` (valueless resets to the default).
+    fn set_session_options(
+        &self,
+        request: &Request<arrow_flight::Action>,
+        user: &str,
+    ) -> Result<Response<ActionStream>, Status> {
+        let body = SetSessionOptionsRequest::decode(request.get_ref().body.as_ref())
+            .map_err(|e| Status::invalid_argument(format!("cannot read SetSessionOptionsRequest: {e}")))?;
+        let (key, new_cookie) = match SessionKey::of(request.metadata()) {
+            Some(k) if k.from_cookie => (k, None),
+            _ => {
+                let (k, id) = SessionKey::fresh();
+                (k, Some(id))
+            }
+        };
+        // A client without cookie support keeps its session by credentials.
+        let fallback = SessionKey::of(request.metadata()).filter(|k| !k.from_cookie);
+        let mut settings = self.sessions.settings(Some(&key), user);
+        if !self.sessions.exists(&key, user)
+            && let Some(f) = &fallback
+        {
+            settings = self.sessions.settings(Some(f), user);
+        }
+        let mut errors = HashMap::new();
+        let (default_catalog, default_schema) = self.engine.defaults();
+        for (name, value) in body.session_options {
+            let slot = match name.as_str() {
+                "catalog" => &mut settings.catalog,
+                "schema" => &mut settings.schema,
+                _ => {
+                    errors.insert(name, set_error(SetSessionOptionsErrorValue::InvalidName));
+                    continue;
+                }
+            };
+            match value.option_value {
+                None => *slot = None,
+                Some(OptionValue::StringValue(v)) if v.is_empty() => *slot = None,
+                Some(OptionValue::StringValue(v)) => *slot = Some(v),
+                Some(_) => {
+                    errors.insert(name, set_error(SetSessionOptionsErrorValue::InvalidValue));
+                }
+            }
+        }
+        let catalog = settings.catalog.clone().unwrap_or(default_catalog);
+        let schema = settings.schema.clone().unwrap_or(default_schema);
+        if self.engine.with_defaults(&catalog, &schema).is_err() {
+            let bad = if self.engine.context().catalog(&catalog).is_none() {
+                "catalog"
+            } else {
+                "schema"
+            };
+            errors.insert(
+                bad.to_string(),
+                set_error(SetSessionOptionsErrorValue::InvalidValue),
+            );
+        }
+        if errors.is_empty() {
+            self.sessions.store(&key, user, settings.clone())?;
+            if let Some(f) = &fallback {
+                self.sessions.store(f, user, settings)?;
+            }
+        }
+        let result = SetSessionOptionsResult { errors };
+        let mut response = action_response(result.encode_to_vec());
+        if let Some(id) = new_cookie {
+            let cookie = MetadataValue::try_from(format!("{COOKIE}={id}; Path=/; HttpOnly"))
+                .map_err(|_| Status::internal("the session cookie is not a header value"))?;
+            response.metadata_mut().insert("set-cookie", cookie);
+        }
+        Ok(response)
+    }
+
+    /// `GetSessionOptions`: the effective catalog and schema.
+    fn get_session_options<T>(&self, request: &Request<T>, user: &str) -> Response<ActionStream> {
+        let (catalog, schema) = self.session_defaults(request, user);
+        let result = GetSessionOptionsResult {
+            session_options: HashMap::from([
+                ("catalog".to_string(), SessionOptionValue::string(catalog)),
+                ("schema".to_string(), SessionOptionValue::string(schema)),
+            ]),
+        };
+        action_response(result.encode_to_vec())
+    }
+}
+
+fn set_error(value: SetSessionOptionsErrorValue) -> SetSessionOptionsError {
+    SetSessionOptionsError {
+        value: value as i32,
+    }
+}
+
+fn action_response(body: Vec<u8>) -> Response<ActionStream> {
+    let result = arrow_flight::Result { body: body.into() };
+    Response::new(Box::pin(futures::stream::iter(vec![Ok(result)])))
 }
 
 fn arrow_status(e: impl std::fmt::Display) -> Status {
     Status::internal(format!("cannot build the answer: {e}"))
 }
-
 /// The parameter schema of a plan (`$1`, `$2`, … in order, typed when known)
 /// and the types the plan expects. Instants are announced in milliseconds, the
 /// unit JDBC's `setTimestamp` fills reliably; values are cast back on binding.
@@ -244,29 +440,31 @@ impl FlightSqlService for TsqlFlightSql {
         query: CommandStatementQuery,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.user(&request)?;
-        let df = self.plan(&query.query, None).await?;
-        let schema = wire_schema(df.schema().as_arrow());
-        let ticket = TicketStatementQuery {
-            statement_handle: query.query.into_bytes().into(),
-        };
-        Ok(Response::new(Self::flight_info(
-            &schema,
-            ticket.as_any().encode_to_vec(),
-            request.into_inner(),
-        )?))
+        let user = self.user(&request)?;
+        let (catalog, schema) = self.session_defaults(&request, &user);
+        let df = self.plan(&catalog, &schema, query.query.clone(), None).await?;
+        let mut ticket = QueryTicket::new(&user, &catalog, &schema);
+        ticket.sql = query.query;
+        Self::execution_info(&df, &ticket, request.into_inner())
     }
 
     async fn do_get_statement(
         &self,
-        ticket: TicketStatementQuery,
+        handle: TicketStatementQuery,
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
-        self.user(&request)?;
-        let sql = String::from_utf8(ticket.statement_handle.to_vec())
-            .map_err(|_| Status::invalid_argument("the ticket is not a tsql statement ticket"))?;
-        let df = self.plan(&sql, None).await?;
-        self.stream(df).await
+        let user = self.user(&request)?;
+        let ticket = QueryTicket::from_bytes(&handle.statement_handle)?;
+        ticket.check_user(&user)?;
+        self.running.check(&ticket.execution)?;
+        let (sql, params) = if ticket.prepared.is_empty() {
+            (ticket.sql.clone(), None)
+        } else {
+            let p = self.prepared(&ticket.prepared, &user)?;
+            (p.sql, p.params)
+        };
+        let df = self.plan(&ticket.catalog, &ticket.schema, sql, params).await?;
+        self.stream(df, &ticket.execution)
     }
 
     async fn do_action_create_prepared_statement(
@@ -275,7 +473,8 @@ impl FlightSqlService for TsqlFlightSql {
         request: Request<arrow_flight::Action>,
     ) -> Result<ActionCreatePreparedStatementResult, Status> {
         let user = self.user(&request)?;
-        let df = self.plan(&query.query, None).await?;
+        let (catalog, schema) = self.session_defaults(&request, &user);
+        let df = self.plan(&catalog, &schema, query.query.clone(), None).await?;
         let dataset = wire_schema(df.schema().as_arrow());
         let (params, expected) = parameter_schema(&df)?;
         let handle = uuid::Uuid::new_v4().simple().to_string().into_bytes();
@@ -284,6 +483,8 @@ impl FlightSqlService for TsqlFlightSql {
             Prepared {
                 user,
                 sql: query.query,
+                catalog,
+                schema,
                 expected,
                 params: None,
             },
@@ -344,24 +545,10 @@ impl FlightSqlService for TsqlFlightSql {
     ) -> Result<Response<FlightInfo>, Status> {
         let user = self.user(&request)?;
         let p = self.prepared(&query.prepared_statement_handle, &user)?;
-        let df = self.plan(&p.sql, p.params.as_deref()).await?;
-        let schema = wire_schema(df.schema().as_arrow());
-        Ok(Response::new(Self::flight_info(
-            &schema,
-            query.as_any().encode_to_vec(),
-            request.into_inner(),
-        )?))
-    }
-
-    async fn do_get_prepared_statement(
-        &self,
-        query: CommandPreparedStatementQuery,
-        request: Request<Ticket>,
-    ) -> Result<Response<DoGetStream>, Status> {
-        let user = self.user(&request)?;
-        let p = self.prepared(&query.prepared_statement_handle, &user)?;
-        let df = self.plan(&p.sql, p.params.as_deref()).await?;
-        self.stream(df).await
+        let df = self.plan(&p.catalog, &p.schema, p.sql, p.params).await?;
+        let mut ticket = QueryTicket::new(&user, &p.catalog, &p.schema);
+        ticket.prepared = query.prepared_statement_handle.to_vec();
+        Self::execution_info(&df, &ticket, request.into_inner())
     }
 
     async fn do_action_close_prepared_statement(
@@ -380,18 +567,78 @@ impl FlightSqlService for TsqlFlightSql {
         Ok(())
     }
 
+    async fn do_action_cancel_query(
+        &self,
+        query: ActionCancelQueryRequest,
+        request: Request<arrow_flight::Action>,
+    ) -> Result<ActionCancelQueryResult, Status> {
+        let user = self.user(&request)?;
+        let info = FlightInfo::decode(query.info.as_ref())
+            .map_err(|e| Status::invalid_argument(format!("cannot read the FlightInfo to cancel: {e}")))?;
+        // CancelQuery's result values follow CancelStatus's numbering.
+        Ok(ActionCancelQueryResult {
+            result: self.cancel(&info, &user) as i32,
+        })
+    }
+
+    async fn do_action_fallback(
+        &self,
+        request: Request<arrow_flight::Action>,
+    ) -> Result<Response<ActionStream>, Status> {
+        let user = self.user(&request)?;
+        match request.get_ref().r#type.as_str() {
+            CANCEL_FLIGHT_INFO => {
+                let body = CancelFlightInfoRequest::decode(request.get_ref().body.as_ref())
+                    .map_err(|e| {
+                        Status::invalid_argument(format!("cannot read CancelFlightInfoRequest: {e}"))
+                    })?;
+                let info = body.info.ok_or_else(|| {
+                    Status::invalid_argument("CancelFlightInfoRequest names no FlightInfo")
+                })?;
+                let result = CancelFlightInfoResult::new(self.cancel(&info, &user));
+                Ok(action_response(result.encode_to_vec()))
+            }
+            SET_SESSION_OPTIONS => self.set_session_options(&request, &user),
+            GET_SESSION_OPTIONS => Ok(self.get_session_options(&request, &user)),
+            CLOSE_SESSION => {
+                self.sessions
+                    .close(SessionKey::of(request.metadata()).as_ref(), &user)?;
+                let result = CloseSessionResult {
+                    status: CloseSessionStatus::Closed as i32,
+                };
+                Ok(action_response(result.encode_to_vec()))
+            }
+            other => Err(Status::invalid_argument(format!(
+                "tsql does not know the action '{other}'; ListActions names the ones it does"
+            ))),
+        }
+    }
+
+    async fn list_custom_actions(&self) -> Option<Vec<Result<ActionType, Status>>> {
+        let action = |name: &str, description: &str| {
+            Ok(ActionType {
+                r#type: name.to_string(),
+                description: description.to_string(),
+            })
+        };
+        Some(vec![
+            action(CANCEL_FLIGHT_INFO, "Cancels the executions of a FlightInfo."),
+            action(
+                SET_SESSION_OPTIONS,
+                "Sets session options: catalog, schema (the defaults for unqualified names).",
+            ),
+            action(GET_SESSION_OPTIONS, "Returns the session's catalog and schema."),
+            action(CLOSE_SESSION, "Closes the session."),
+        ])
+    }
+
     async fn get_flight_info_catalogs(
         &self,
         query: CommandGetCatalogs,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.user(&request)?;
         let schema = query.clone().into_builder().schema();
-        Ok(Response::new(Self::flight_info(
-            &schema,
-            query.as_any().encode_to_vec(),
-            request.into_inner(),
-        )?))
+        self.describe(request, &schema, query.as_any().encode_to_vec())
     }
 
     async fn do_get_catalogs(
@@ -414,13 +661,8 @@ impl FlightSqlService for TsqlFlightSql {
         query: CommandGetDbSchemas,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.user(&request)?;
         let schema = query.clone().into_builder().schema();
-        Ok(Response::new(Self::flight_info(
-            &schema,
-            query.as_any().encode_to_vec(),
-            request.into_inner(),
-        )?))
+        self.describe(request, &schema, query.as_any().encode_to_vec())
     }
 
     async fn do_get_schemas(
@@ -441,13 +683,8 @@ impl FlightSqlService for TsqlFlightSql {
         query: CommandGetTables,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.user(&request)?;
         let schema = query.clone().into_builder().schema();
-        Ok(Response::new(Self::flight_info(
-            &schema,
-            query.as_any().encode_to_vec(),
-            request.into_inner(),
-        )?))
+        self.describe(request, &schema, query.as_any().encode_to_vec())
     }
 
     async fn do_get_tables(
@@ -457,7 +694,13 @@ impl FlightSqlService for TsqlFlightSql {
     ) -> Result<Response<DoGetStream>, Status> {
         self.user(&request)?;
         let mut b = query.into_builder();
-        for t in list_tables(&self.engine).await.map_err(to_status)? {
+        let engine = self.engine.clone();
+        let tables = self
+            .executor
+            .run(async move { list_tables(&engine).await })
+            .await
+            .map_err(to_status)?;
+        for t in tables {
             let kind = if t.schema == "information_schema" {
                 "VIEW"
             } else {
@@ -475,13 +718,8 @@ impl FlightSqlService for TsqlFlightSql {
         query: CommandGetTableTypes,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.user(&request)?;
-        let schema = query.into_builder().schema();
-        Ok(Response::new(Self::flight_info(
-            &schema,
-            query.as_any().encode_to_vec(),
-            request.into_inner(),
-        )?))
+        let schema = query.clone().into_builder().schema();
+        self.describe(request, &schema, query.as_any().encode_to_vec())
     }
 
     async fn do_get_table_types(
@@ -501,13 +739,8 @@ impl FlightSqlService for TsqlFlightSql {
         query: CommandGetSqlInfo,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.user(&request)?;
         let schema = query.clone().into_builder(&self.sql_info).schema();
-        Ok(Response::new(Self::flight_info(
-            &schema,
-            query.as_any().encode_to_vec(),
-            request.into_inner(),
-        )?))
+        self.describe(request, &schema, query.as_any().encode_to_vec())
     }
 
     async fn do_get_sql_info(
@@ -528,13 +761,8 @@ impl FlightSqlService for TsqlFlightSql {
         query: CommandGetXdbcTypeInfo,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.user(&request)?;
         let schema = query.clone().into_builder(&self.xdbc).schema();
-        Ok(Response::new(Self::flight_info(
-            &schema,
-            query.as_any().encode_to_vec(),
-            request.into_inner(),
-        )?))
+        self.describe(request, &schema, query.as_any().encode_to_vec())
     }
 
     async fn do_get_xdbc_type_info(

@@ -4,6 +4,7 @@ import os
 import re
 import subprocess
 import textwrap
+import threading
 import time
 
 import pytest
@@ -38,11 +39,47 @@ class Server:
             if m:
                 self.scheme, self.host, self.port = m.group(1), m.group(2), int(m.group(3))
                 self.uri = f"{self.scheme}://{self.host}:{self.port}"
+                # Keep reading the log, so a chatty server never blocks on a full pipe.
+                self.log = []
+                self._reader = threading.Thread(target=self._drain, daemon=True)
+                self._reader.start()
                 return
             if self.proc.poll() is not None:
                 break
         self.stop()
         raise RuntimeError(f"tsql serve did not start: {line}")
+
+    def _drain(self):
+        for line in self.proc.stderr:
+            self.log.append(line)
+
+    def finished_log(self):
+        """The whole log of a server that has exited."""
+        self._reader.join(timeout=10)
+        return self.log_text()
+
+    def log_text(self):
+        """What the server wrote to standard error since it started listening."""
+        return "".join(self.log)
+
+    def cpu_seconds(self):
+        """CPU time the server process has used so far (user + system)."""
+        fields = open(f"/proc/{self.proc.pid}/stat").read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def busy(self, window=1.0):
+        """Cores the server kept busy over the next `window` seconds."""
+        before = self.cpu_seconds()
+        time.sleep(window)
+        return (self.cpu_seconds() - before) / window
+
+    def wait_idle(self, timeout=15.0):
+        """Waits until the server computes nothing; returns whether it did in time."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.busy(0.5) < 0.15:
+                return True
+        return False
 
     def alive(self):
         return self.proc.poll() is None

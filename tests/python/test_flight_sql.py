@@ -12,6 +12,7 @@ import pyarrow.flight as fl
 import pytest
 
 from conftest import Server, tsql_binary
+from flightproto import flight_sql_command
 
 
 def connect(server, user="admin", password="admin", **kwargs):
@@ -137,22 +138,6 @@ def test_eight_concurrent_clients(demo_server):
     assert len(results) == 24 and len(set(results)) == 1 and results[0] > 1666
 
 
-def flight_sql_command(query):
-    """A CommandStatementQuery wrapped in google.protobuf.Any, encoded by hand."""
-
-    def field(number, payload):
-        n, out = len(payload), bytearray([number << 3 | 2])
-        while True:
-            byte = n & 0x7F
-            n >>= 7
-            out.append(byte | (0x80 if n else 0))
-            if not n:
-                return bytes(out) + payload
-
-    command = field(1, query.encode())
-    return field(1, b"type.googleapis.com/arrow.flight.protocol.sql.CommandStatementQuery") + field(2, command)
-
-
 def test_pyarrow_flight_handshake_schema_and_cancel(demo_server):
     client = fl.FlightClient(f"grpc://127.0.0.1:{demo_server.port}")
     token = client.authenticate_basic_token("admin", "admin")
@@ -221,4 +206,4 @@ def test_sigterm_stops_gracefully():
         assert rows(conn, "SELECT 1") == [(1,)]
     server.proc.send_signal(signal.SIGTERM)
     assert server.proc.wait(timeout=30) == 0
-    assert "shutting down" in server.proc.stderr.read()
+    assert "shutting down" in server.finished_log()
