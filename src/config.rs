@@ -46,7 +46,8 @@ pub struct FileConfig {
 pub struct User {
     /// Login name.
     pub name: String,
-    /// Argon2 PHC string (`$argon2id$…`), as printed by `tsql hash-password`.
+    /// Argon2 PHC string (`$argon2id$…`, as printed by `tsql hash-password`)
+    /// or bcrypt hash (`$2b$…`, `$2a$…`, `$2y$…`).
     pub password_hash: String,
     /// Roles (kept for authorization rules to come).
     #[serde(default)]
@@ -61,9 +62,9 @@ impl FileConfig {
         let config: FileConfig =
             toml::from_str(&text).map_err(|e| format!("config file {}: {e}", path.display()))?;
         for u in &config.users {
-            PasswordHash::new(&u.password_hash).map_err(|e| {
+            u.check_hash().map_err(|e| {
                 format!(
-                    "config file {}: user {}: password_hash is not an argon2 PHC string ({e}); make one with `tsql hash-password`",
+                    "config file {}: user {}: password_hash is neither an argon2 PHC string nor a bcrypt hash ({e}); make one with `tsql hash-password`",
                     path.display(),
                     u.name
                 )
@@ -74,8 +75,29 @@ impl FileConfig {
 }
 
 impl User {
+    fn is_bcrypt(&self) -> bool {
+        self.password_hash.starts_with("$2")
+    }
+
+    /// Whether the password hash can be read (argon2 PHC or bcrypt).
+    fn check_hash(&self) -> Result<(), String> {
+        if self.is_bcrypt() {
+            self.password_hash
+                .parse::<bcrypt::HashParts>()
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        } else {
+            PasswordHash::new(&self.password_hash)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        }
+    }
+
     /// True when `password` matches this user's hash.
     pub fn verify(&self, password: &str) -> bool {
+        if self.is_bcrypt() {
+            return bcrypt::verify(password, &self.password_hash).unwrap_or(false);
+        }
         PasswordHash::new(&self.password_hash)
             .map(|h| {
                 Argon2::default()
@@ -114,6 +136,27 @@ mod tests {
         };
         assert!(u.verify("s3cret"));
         assert!(!u.verify("S3cret"));
+    }
+
+    #[test]
+    fn bcrypt_hashes_verify() {
+        let hash = bcrypt::hash_with_salt("s3cret", 4, *b"0123456789abcdef")
+            .unwrap()
+            .format_for_version(bcrypt::Version::TwoB);
+        let u = User {
+            name: "b".into(),
+            password_hash: hash,
+            roles: vec![],
+        };
+        assert!(u.check_hash().is_ok());
+        assert!(u.verify("s3cret"));
+        assert!(!u.verify("s3cret "));
+        let broken = User {
+            password_hash: "$2b$04$short".into(),
+            ..u
+        };
+        assert!(broken.check_hash().is_err());
+        assert!(!broken.verify("s3cret"));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use tonic::Status;
@@ -10,11 +11,15 @@ use tonic::metadata::MetadataMap;
 
 use crate::config::User;
 
+/// Tokens unused this long expire; the client logs in again.
+const TOKEN_IDLE_LIMIT: Duration = Duration::from_secs(12 * 3600);
+
 /// Checks credentials and hands out bearer tokens.
 #[derive(Debug)]
 pub struct Authenticator {
     users: Vec<User>,
-    tokens: Mutex<HashMap<String, String>>,
+    /// Token → (user, last use).
+    tokens: Mutex<HashMap<String, (String, Instant)>>,
 }
 
 impl Authenticator {
@@ -27,16 +32,24 @@ impl Authenticator {
     }
 
     fn token_user(&self, token: &str) -> Option<String> {
-        self.tokens
-            .lock()
-            .expect("not poisoned")
-            .get(token)
-            .cloned()
+        let mut tokens = self.tokens.lock().expect("not poisoned");
+        let now = Instant::now();
+        match tokens.get_mut(token) {
+            Some((user, used)) if now.duration_since(*used) < TOKEN_IDLE_LIMIT => {
+                *used = now;
+                Some(user.clone())
+            }
+            Some(_) => {
+                tokens.remove(token);
+                None
+            }
+            None => None,
+        }
     }
 
-    /// Checks `user`/`password` (a password that is a valid token is accepted too)
-    /// and returns a new bearer token.
-    pub fn login(&self, user: &str, password: &str) -> Result<String, Status> {
+    /// Checks `user`/`password`; a password that is a valid token of the
+    /// same user is accepted too.
+    fn verify(&self, user: &str, password: &str) -> Result<(), Status> {
         let ok = self
             .users
             .iter()
@@ -44,16 +57,24 @@ impl Authenticator {
             || self
                 .token_user(password)
                 .is_some_and(|u| u == user || user.is_empty());
-        if !ok {
-            return Err(Status::unauthenticated(format!(
+        if ok {
+            Ok(())
+        } else {
+            Err(Status::unauthenticated(format!(
                 "wrong user name or password for user '{user}': check the credentials configured on the server"
-            )));
+            )))
         }
+    }
+
+    /// Checks `user`/`password` (a password that is a valid token is accepted too)
+    /// and returns a new bearer token.
+    pub fn login(&self, user: &str, password: &str) -> Result<String, Status> {
+        self.verify(user, password)?;
         let token = uuid::Uuid::new_v4().simple().to_string();
-        self.tokens
-            .lock()
-            .expect("not poisoned")
-            .insert(token.clone(), user.to_string());
+        let now = Instant::now();
+        let mut tokens = self.tokens.lock().expect("not poisoned");
+        tokens.retain(|_, (_, used)| now.duration_since(*used) < TOKEN_IDLE_LIMIT);
+        tokens.insert(token.clone(), (user.to_string(), now));
         Ok(token)
     }
 
@@ -83,7 +104,7 @@ impl Authenticator {
             });
         }
         let (user, password) = basic(header)?;
-        self.login(&user, &password).map(|_| user)
+        self.verify(&user, &password).map(|_| user)
     }
 }
 

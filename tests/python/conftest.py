@@ -133,6 +133,10 @@ def typed_server(tmp_path_factory):
         hashes[user] = subprocess.run(
             [tsql_binary(), "hash-password"], input=password, capture_output=True, text=True, check=True
         ).stdout.strip()
+    # A user carried over from a system that stored bcrypt hashes.
+    import bcrypt
+
+    legacy = bcrypt.hashpw(b"old-secret", bcrypt.gensalt(rounds=4)).decode()
     config = root / "tsql.toml"
     config.write_text(textwrap.dedent(f"""\
         data = "{root / 'data'}"
@@ -143,6 +147,9 @@ def typed_server(tmp_path_factory):
         [[users]]
         name = "bi"
         password_hash = "{hashes['bi']}"
+        [[users]]
+        name = "legacy"
+        password_hash = "{legacy}"
         """))
     s = Server(["--config", str(config)])
     yield s

@@ -110,6 +110,13 @@ def test_errors_are_clear_and_the_server_survives(demo_server):
     assert demo_server.alive()
 
 
+def test_bcrypt_users_log_in(typed_server):
+    with connect(typed_server, "legacy", "old-secret") as conn:
+        assert rows(conn, "SELECT count(*) FROM typed") == [(2,)]
+    with pytest.raises(Exception, match="UNAUTHENTICATED"):
+        connect(typed_server, "legacy", "old-secret!")
+
+
 def test_bad_credentials_fail_fast(typed_server):
     with pytest.raises(Exception, match="UNAUTHENTICATED"):
         connect(typed_server, "analyst", "wrong")
