@@ -70,10 +70,13 @@ impl Engine {
         bad_records: Arc<BadRecords>,
     ) -> Engine {
         let schema_name = options.schema.clone().unwrap_or_else(|| SCHEMA.to_string());
-        let config = SessionConfig::new()
+        let mut config = SessionConfig::new()
             .with_information_schema(true)
             .with_default_catalog_and_schema(CATALOG, &schema_name)
             .with_create_default_catalog_and_schema(false);
+        // `CAST(x AS VARCHAR)` gives plain strings, the type results are sent
+        // in, instead of string views that must be converted for clients.
+        config.options_mut().sql_parser.map_string_types_to_utf8view = false;
         let state = SessionStateBuilder::new()
             .with_config(config)
             .with_default_features()

@@ -47,7 +47,11 @@ pub async fn serve(
         .map_err(|e| format!("cannot listen on {}: {e} (is another server using the port? pick one with --listen)", options.listen))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     ready(local);
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    // No Nagle: small answers (a point lookup, a metadata call) go out at
+    // once instead of waiting for the client's delayed ACK (~40 ms).
+    let incoming = tonic::transport::server::TcpIncoming::from(listener)
+        .with_nodelay(Some(true))
+        .with_keepalive(Some(std::time::Duration::from_secs(60)));
     let (stopping, stopped) = tokio::sync::oneshot::channel::<()>();
     let signal = async move {
         shutdown_signal().await;

@@ -180,12 +180,13 @@ impl ModelSnapshot {
             }
             m
         });
-        let candidates = ids
+        let candidates: Vec<u32> = ids
             .iter()
             .filter_map(|id| index.get(*id))
             .flatten()
-            .copied();
-        let mut out = resolve(&self.revisions, candidates, at);
+            .copied()
+            .collect();
+        let mut out = resolve(&self.revisions, candidates.into_iter(), at);
         out.dedup();
         out
     }
@@ -196,8 +197,10 @@ fn resolve(
     candidates: impl Iterator<Item = u32>,
     at: Option<i64>,
 ) -> Vec<u32> {
+    let (_, most) = candidates.size_hint();
+    let capacity = most.unwrap_or(revisions.len()).min(revisions.len());
     let mut best: HashMap<&str, u32> =
-        HashMap::with_capacity_and_hasher(revisions.len(), Default::default());
+        HashMap::with_capacity_and_hasher(capacity, Default::default());
     for i in candidates {
         let r = &revisions[i as usize];
         if at.is_some_and(|t| r.last_update > t) {
