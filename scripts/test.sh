@@ -15,9 +15,15 @@ if ! python3 -c "import adbc_driver_flightsql, pyarrow.flight, pytest, bcrypt" 2
 fi
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 python3 -m pytest -q -p no:cacheprovider -W ignore::Warning tests/python
-# The Arrow Flight SQL JDBC driver from Maven Central, each version in JDBC_VERSIONS
-# (18.3.0 is also the newest published on 2026-11-23).
-for v in ${JDBC_VERSIONS:-18.3.0}; do
+# The Arrow Flight SQL JDBC driver from Maven Central: 18.3.0 and the newest
+# release (looked up; the same as 18.3.0 on 2026-11-23), or JDBC_VERSIONS.
+if [ -z "${JDBC_VERSIONS:-}" ]; then
+  newest=$(curl -fsS -m 20 https://repo1.maven.org/maven2/org/apache/arrow/flight-sql-jdbc-driver/maven-metadata.xml 2>/dev/null \
+    | sed -n 's:.*<release>\(.*\)</release>.*:\1:p' | head -1 || true)
+  [ -n "$newest" ] || echo "JDBC: cannot look up the newest driver version; testing 18.3.0 only"
+  JDBC_VERSIONS=$(printf '%s\n' 18.3.0 $newest | sort -u | tr '\n' ' ')
+fi
+for v in $JDBC_VERSIONS; do
   echo "JDBC driver $v:"
   (cd tests/jdbc && mvn -B -q -Djdbc.version="$v" -Dtsql.bin="$CARGO_TARGET_DIR/debug/tsql" test)
   echo "JDBC driver $v: every test passed"

@@ -72,7 +72,11 @@ struct Prepared {
     /// The type the plan expects for each parameter, when known.
     expected: Vec<Option<DataType>>,
     params: Option<Vec<ScalarValue>>,
+    last_used: std::time::Instant,
 }
+
+/// Prepared statements unused this long are closed by the server.
+const PREPARED_IDLE_LIMIT: std::time::Duration = std::time::Duration::from_secs(12 * 3600);
 
 /// The Flight SQL service over one engine.
 pub struct TsqlFlightSql {
@@ -227,11 +231,14 @@ impl TsqlFlightSql {
     }
 
     fn prepared(&self, handle: &[u8], user: &str) -> Result<Prepared, Status> {
-        let map = self.prepared.lock().expect("not poisoned");
-        match map.get(handle) {
-            Some(p) if p.user == user => Ok(p.clone()),
+        let mut map = self.prepared.lock().expect("not poisoned");
+        match map.get_mut(handle) {
+            Some(p) if p.user == user => {
+                p.last_used = std::time::Instant::now();
+                Ok(p.clone())
+            }
             _ => Err(Status::not_found(
-                "unknown prepared statement: it was closed, or belongs to another session; prepare it again",
+                "unknown prepared statement: it was closed, expired after 12 hours unused, or belongs to another user; prepare it again",
             )),
         }
     }
@@ -478,7 +485,11 @@ impl FlightSqlService for TsqlFlightSql {
         let dataset = wire_schema(df.schema().as_arrow());
         let (params, expected) = parameter_schema(&df)?;
         let handle = uuid::Uuid::new_v4().simple().to_string().into_bytes();
-        self.prepared.lock().expect("not poisoned").insert(
+        let now = std::time::Instant::now();
+        let mut prepared = self.prepared.lock().expect("not poisoned");
+        // Clients that never close their statements do not fill the memory.
+        prepared.retain(|_, p| now.duration_since(p.last_used) < PREPARED_IDLE_LIMIT);
+        prepared.insert(
             handle.clone(),
             Prepared {
                 user,
@@ -487,8 +498,10 @@ impl FlightSqlService for TsqlFlightSql {
                 schema,
                 expected,
                 params: None,
+                last_used: now,
             },
         );
+        drop(prepared);
         Ok(ActionCreatePreparedStatementResult {
             prepared_statement_handle: handle.into(),
             dataset_schema: ipc_schema(&dataset)?,

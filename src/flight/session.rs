@@ -18,6 +18,9 @@ pub const COOKIE: &str = "arrow_flight_session_id";
 /// Sessions idle this long are forgotten.
 const IDLE_LIMIT: Duration = Duration::from_secs(12 * 3600);
 
+/// At most this many sessions are kept; beyond, the least recently used goes.
+const MAX_SESSIONS: usize = 100_000;
+
 /// What a session chose.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SessionSettings {
@@ -107,6 +110,15 @@ impl Sessions {
         let mut open = self.open.lock().expect("not poisoned");
         let now = Instant::now();
         open.retain(|_, s| now.duration_since(s.last_used) < IDLE_LIMIT);
+        if open.len() >= MAX_SESSIONS && !open.contains_key(&key.key) {
+            let oldest = open
+                .iter()
+                .min_by_key(|(_, s)| s.last_used)
+                .map(|(k, _)| k.clone());
+            if let Some(k) = oldest {
+                open.remove(&k);
+            }
+        }
         match open.get(&key.key) {
             Some(s) if s.user != user => Err(Status::permission_denied(
                 "this session belongs to another user; connect again to start your own",

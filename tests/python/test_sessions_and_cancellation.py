@@ -173,3 +173,21 @@ def test_session_actions_on_the_wire(server):
     assert read_fields(closed.body.to_pybytes()) == [(1, 0, 1)]
     with pytest.raises(KeyError, match="no open session"):  # NOT_FOUND
         list(client.do_action(fl.Action("CloseSession", b""), options))
+
+
+def test_sigterm_during_a_heavy_query_stops_it():
+    import signal
+
+    s = Server(["--demo"])
+    try:
+        client, options = flight_client(s)
+        _, reader = start(client, options, ENDLESS)
+        assert s.busy() > 0.5, "the query should be computing"
+        s.proc.send_signal(signal.SIGTERM)
+        # Running streams get a 10 s grace period, then they are stopped.
+        assert s.proc.wait(timeout=40) == 0
+        assert "stopping them" in s.finished_log()
+        with pytest.raises(fl.FlightError):
+            reader.read_chunk()
+    finally:
+        s.stop()
