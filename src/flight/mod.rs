@@ -3,6 +3,7 @@
 
 mod auth;
 mod errors;
+mod front_end;
 mod metadata;
 mod running;
 mod server;
@@ -13,5 +14,6 @@ mod ticket;
 mod types;
 
 pub use auth::Authenticator;
+pub use front_end::TsqlFlightService;
 pub use server::{ServeOptions, serve};
 pub use service::TsqlFlightSql;

@@ -8,6 +8,7 @@ use arrow_flight::flight_service_server::FlightServiceServer;
 use tonic::transport::{Identity, Server, ServerTlsConfig};
 
 use super::auth::Authenticator;
+use super::front_end::TsqlFlightService;
 use super::service::TsqlFlightSql;
 use crate::Engine;
 
@@ -31,7 +32,7 @@ pub async fn serve(
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
     let executor = crate::QueryExecutor::new(threads)
         .map_err(|e| format!("cannot start the query threads: {e}"))?;
-    let service = TsqlFlightSql::new(engine, executor, auth);
+    let service = TsqlFlightService::new(TsqlFlightSql::new(engine, executor, auth));
     let mut builder = Server::builder();
     if let Some((cert, key)) = &options.tls {
         let cert_pem = std::fs::read(cert)

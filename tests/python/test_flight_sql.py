@@ -214,3 +214,32 @@ def test_sigterm_stops_gracefully():
     server.proc.send_signal(signal.SIGTERM)
     assert server.proc.wait(timeout=30) == 0
     assert "shutting down" in server.finished_log()
+
+
+def test_result_schema_without_running_the_query(demo_server):
+    sql = "SELECT o.entity_id, o.placed, l.qty FROM orders o JOIN orders_lines l ON o.entity_id = l.entity_id"
+    with connect(demo_server) as conn, conn.cursor() as cur:
+        # ADBC's execute_schema is Flight's GetSchema: planned, not run.
+        schema = cur.adbc_execute_schema(sql)
+        cur.execute(sql + " LIMIT 3")
+        assert cur.fetch_arrow_table().schema.equals(schema)
+        assert [f.name for f in schema] == ["entity_id", "placed", "qty"]
+        assert str(schema.field("placed").type) == "timestamp[us, tz=UTC]"
+        with pytest.raises(Exception, match="NOT_FOUND"):
+            cur.adbc_execute_schema("SELECT * FROM nope")
+    client = fl.FlightClient(demo_server.uri)
+    options = fl.FlightCallOptions(headers=[client.authenticate_basic_token("admin", "admin")])
+    result = client.get_schema(fl.FlightDescriptor.for_command(flight_sql_command(sql)), options)
+    assert result.schema.equals(schema)
+
+
+def test_incremental_execution_polls_to_completion(demo_server):
+    # ADBC's incremental mode uses PollFlightInfo; tsql plans at once, so the
+    # first poll is complete and names the partition to read.
+    with connect(demo_server) as conn, conn.cursor() as cur, conn.cursor() as reader:
+        cur.adbc_statement.set_options(**{"adbc.statement.exec.incremental": "true"})
+        partitions, schema = cur.adbc_execute_partitions("SELECT count(*) AS n FROM customers")
+        assert len(partitions) == 1 and schema.names == ["n"]
+        assert cur.adbc_statement.get_option_float("adbc.statement.exec.progress") == 1.0
+        reader.adbc_read_partition(partitions[0])
+        assert reader.fetchall() == [(400,)]
