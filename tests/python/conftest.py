@@ -47,7 +47,8 @@ class Server:
             if self.proc.poll() is not None:
                 break
         self.stop()
-        raise RuntimeError(f"tsql serve did not start: {line}")
+        rest = self.proc.stderr.read() if self.proc.stderr else ""
+        raise RuntimeError(f"{tsql_binary()} serve did not start (exit code {self.proc.returncode}): {line}{rest}")
 
     def _drain(self):
         for line in self.proc.stderr:
