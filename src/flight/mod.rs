@@ -5,6 +5,7 @@ mod auth;
 mod errors;
 mod front_end;
 mod metadata;
+mod query_log;
 mod running;
 mod server;
 mod service;

@@ -42,6 +42,7 @@ use tonic::{Request, Response, Status, Streaming};
 use super::auth::Authenticator;
 use super::errors::to_status;
 use super::metadata::{list_schemas, list_tables, shared_sql_info, xdbc_types};
+use super::query_log::LoggedStream;
 use super::running::RunningQueries;
 use super::session::{COOKIE, SessionKey, Sessions};
 use super::session_protocol::{
@@ -183,7 +184,12 @@ impl TsqlFlightSql {
     /// Executes a planned query on the query threads and streams it in the
     /// wire schema. The execution can be cancelled by its ticket's id; a
     /// client dropping the stream stops it too.
-    fn stream(&self, df: DataFrame, execution: &str) -> Result<Response<DoGetStream>, Status> {
+    fn stream(
+        &self,
+        df: DataFrame,
+        ticket: &QueryTicket,
+        sql: &str,
+    ) -> Result<Response<DoGetStream>, Status> {
         let schema = wire_schema(df.schema().as_arrow());
         let wire = schema.clone();
         let (batches, abort) = self.executor.stream(schema.clone(), async move {
@@ -193,7 +199,8 @@ impl TsqlFlightSql {
             Ok(Box::pin(RecordBatchStreamAdapter::new(out, converted))
                 as datafusion::execution::SendableRecordBatchStream)
         });
-        let registration = self.running.register(execution, abort)?;
+        let registration = self.running.register(&ticket.execution, abort)?;
+        let batches = LoggedStream::new(batches, &ticket.execution, &ticket.user, sql);
         let batches = batches.map(move |b| {
             let _running = &registration;
             b.map_err(|e| FlightError::Tonic(Box::new(to_status(e))))
@@ -470,8 +477,10 @@ impl FlightSqlService for TsqlFlightSql {
             let p = self.prepared(&ticket.prepared, &user)?;
             (p.sql, p.params)
         };
-        let df = self.plan(&ticket.catalog, &ticket.schema, sql, params).await?;
-        self.stream(df, &ticket.execution)
+        let df = self
+            .plan(&ticket.catalog, &ticket.schema, sql.clone(), params)
+            .await?;
+        self.stream(df, &ticket, &sql)
     }
 
     async fn do_action_create_prepared_statement(

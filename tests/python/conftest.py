@@ -63,6 +63,16 @@ class Server:
         """What the server wrote to standard error since it started listening."""
         return "".join(self.log)
 
+    def wait_log(self, pattern, timeout=10.0):
+        """Waits until the log has a line matching `pattern`; returns the match or None."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            m = re.search(pattern, self.log_text())
+            if m:
+                return m
+            time.sleep(0.1)
+        return None
+
     def cpu_seconds(self):
         """CPU time the server process has used so far (user + system)."""
         fields = open(f"/proc/{self.proc.pid}/stat").read().rsplit(")", 1)[1].split()

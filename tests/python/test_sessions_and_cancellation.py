@@ -66,6 +66,9 @@ def test_cancel_flight_info_stops_the_query(server):
         client.do_get(info.endpoints[0].ticket, options).read_chunk()
     with adbc(server) as conn:
         assert one_value(conn, "SELECT count(*) FROM customers") == 400
+    # The server log tells an operator what happened to each execution.
+    assert server.wait_log(r"query \w+ by admin: 0 rows in [\d.]+ s, cancelled: SELECT count\(\*\) FROM orders_lines a")
+    assert server.wait_log(r"query \w+ by admin: 1 rows in [\d.]+ s, finished: SELECT count\(\*\) FROM customers")
 
 
 def test_a_client_dropping_its_stream_stops_the_query(server):
@@ -75,6 +78,7 @@ def test_a_client_dropping_its_stream_stops_the_query(server):
     reader.cancel()
     del reader
     assert server.wait_idle(), "the server went on computing after the client left"
+    assert server.wait_log(r"stopped: the client went away: SELECT count\(\*\) FROM orders_lines a")
 
 
 def test_a_heavy_query_does_not_hold_up_other_clients(server):

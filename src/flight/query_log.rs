@@ -1,0 +1,101 @@
+//! One line on standard error per query execution: who ran what, how many
+//! rows it sent, how long it took and how it ended (finished, failed,
+//! cancelled, or stopped because the client went away).
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use arrow::array::RecordBatch;
+use datafusion::error::{DataFusionError, Result};
+use futures::Stream;
+
+/// How much of the SQL text goes into the log line.
+const SQL_SHOWN: usize = 200;
+
+/// Wraps a result stream and logs its execution when the stream is dropped.
+pub struct LoggedStream<S> {
+    inner: S,
+    execution: String,
+    user: String,
+    sql: String,
+    started: Instant,
+    rows: usize,
+    ending: Option<String>,
+}
+
+impl<S> LoggedStream<S> {
+    /// Logs `inner`, the execution `execution` of `sql` by `user`.
+    pub fn new(inner: S, execution: &str, user: &str, sql: &str) -> Self {
+        LoggedStream {
+            inner,
+            execution: execution.to_string(),
+            user: user.to_string(),
+            sql: one_line(sql),
+            started: Instant::now(),
+            rows: 0,
+            ending: None,
+        }
+    }
+}
+
+impl<S: Stream<Item = Result<RecordBatch>> + Unpin> Stream for LoggedStream<S> {
+    type Item = Result<RecordBatch>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let polled = Pin::new(&mut self.inner).poll_next(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(b))) => self.rows += b.num_rows(),
+            Poll::Ready(Some(Err(e))) => self.ending = Some(ending_of(e)),
+            Poll::Ready(None) if self.ending.is_none() => self.ending = Some("finished".into()),
+            _ => {}
+        }
+        polled
+    }
+}
+
+impl<S> Drop for LoggedStream<S> {
+    fn drop(&mut self) {
+        let ending = self
+            .ending
+            .take()
+            .unwrap_or_else(|| "stopped: the client went away".into());
+        eprintln!(
+            "tsql: query {} by {}: {} rows in {:.3} s, {ending}: {}",
+            self.execution,
+            self.user,
+            self.rows,
+            self.started.elapsed().as_secs_f64(),
+            self.sql
+        );
+    }
+}
+
+fn ending_of(e: &DataFusionError) -> String {
+    let message = e.to_string();
+    if message.contains("query cancelled") {
+        "cancelled".into()
+    } else {
+        format!("failed ({})", one_line(&message))
+    }
+}
+
+fn one_line(text: &str) -> String {
+    let mut line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if line.chars().count() > SQL_SHOWN {
+        line = line.chars().take(SQL_SHOWN).collect::<String>() + "…";
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::one_line;
+
+    #[test]
+    fn sql_is_shown_on_one_short_line() {
+        assert_eq!(one_line("SELECT a,\n  b\tFROM t"), "SELECT a, b FROM t");
+        let long = "x ".repeat(300);
+        assert_eq!(one_line(&long).chars().count(), 201);
+    }
+}
