@@ -49,9 +49,15 @@ enum Command {
     ///   tsql serve --demo      # 127.0.0.1:32010, user admin, password admin
     ///   tsql serve --data ./entities --listen 0.0.0.0:32010 --config tsql.toml
     ///   JDBC: jdbc:arrow-flight-sql://localhost:32010/?useEncryption=false&user=admin&password=admin
+    ///   ADBC: adbc_driver_flightsql.dbapi.connect("grpc://localhost:32010",
+    ///           db_kwargs={"username": "admin", "password": "admin"})
+    ///
+    /// The log (standard error) has one line per query; SIGTERM stops the
+    /// server, giving running queries 10 s to finish.
+    #[command(verbatim_doc_comment)]
     Serve(ServeArgs),
     /// Print an argon2 hash of a password (read from standard input) for the
-    /// `password_hash` of a user in the config file.
+    /// `password_hash` of a user in the config file (bcrypt hashes are accepted too).
     HashPassword,
     /// List every table and column with its SQL type.
     Schema {
