@@ -29,7 +29,9 @@ struct RawServer {
 }
 
 fn not_here<T>() -> Result<T, Status> {
-    Err(Status::unimplemented("the raw benchmark server only answers DoGet"))
+    Err(Status::unimplemented(
+        "the raw benchmark server only answers DoGet",
+    ))
 }
 
 #[tonic::async_trait]

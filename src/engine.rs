@@ -104,7 +104,10 @@ impl Engine {
     pub fn defaults(&self) -> (String, String) {
         let state = self.ctx.state();
         let options = &state.config().options().catalog;
-        (options.default_catalog.clone(), options.default_schema.clone())
+        (
+            options.default_catalog.clone(),
+            options.default_schema.clone(),
+        )
     }
 
     /// This engine with other defaults for unqualified table names; both must exist.
@@ -121,7 +124,13 @@ impl Engine {
             )));
         };
         let information_schema = schema == "information_schema"
-            && self.ctx.state().config().options().catalog.information_schema;
+            && self
+                .ctx
+                .state()
+                .config()
+                .options()
+                .catalog
+                .information_schema;
         if found.schema(schema).is_none() && !information_schema {
             let mut known = found.schema_names();
             known.sort();

@@ -235,8 +235,9 @@ mod tests {
             schema.clone(),
             futures::stream::iter(vec![Ok(batch.clone()), Ok(batch)]),
         );
-        let (stream, _abort) =
-            exec.stream(schema, async move { Ok(Box::pin(two) as SendableRecordBatchStream) });
+        let (stream, _abort) = exec.stream(schema, async move {
+            Ok(Box::pin(two) as SendableRecordBatchStream)
+        });
         let all: Vec<_> = stream.collect().await;
         assert_eq!(all.len(), 2);
         assert!(all.iter().all(|b| b.is_ok()));

@@ -284,8 +284,10 @@ impl TsqlFlightSql {
         request: &Request<arrow_flight::Action>,
         user: &str,
     ) -> Result<Response<ActionStream>, Status> {
-        let body = SetSessionOptionsRequest::decode(request.get_ref().body.as_ref())
-            .map_err(|e| Status::invalid_argument(format!("cannot read SetSessionOptionsRequest: {e}")))?;
+        let body =
+            SetSessionOptionsRequest::decode(request.get_ref().body.as_ref()).map_err(|e| {
+                Status::invalid_argument(format!("cannot read SetSessionOptionsRequest: {e}"))
+            })?;
         let (key, new_cookie) = match SessionKey::of(request.metadata()) {
             Some(k) if k.from_cookie => (k, None),
             _ => {
@@ -456,7 +458,9 @@ impl FlightSqlService for TsqlFlightSql {
     ) -> Result<Response<FlightInfo>, Status> {
         let user = self.user(&request)?;
         let (catalog, schema) = self.session_defaults(&request, &user);
-        let df = self.plan(&catalog, &schema, query.query.clone(), None).await?;
+        let df = self
+            .plan(&catalog, &schema, query.query.clone(), None)
+            .await?;
         let mut ticket = QueryTicket::new(&user, &catalog, &schema);
         ticket.sql = query.query;
         Self::execution_info(&df, &ticket, request.into_inner())
@@ -490,7 +494,9 @@ impl FlightSqlService for TsqlFlightSql {
     ) -> Result<ActionCreatePreparedStatementResult, Status> {
         let user = self.user(&request)?;
         let (catalog, schema) = self.session_defaults(&request, &user);
-        let df = self.plan(&catalog, &schema, query.query.clone(), None).await?;
+        let df = self
+            .plan(&catalog, &schema, query.query.clone(), None)
+            .await?;
         let dataset = wire_schema(df.schema().as_arrow());
         let (params, expected) = parameter_schema(&df)?;
         let handle = uuid::Uuid::new_v4().simple().to_string().into_bytes();
@@ -595,8 +601,9 @@ impl FlightSqlService for TsqlFlightSql {
         request: Request<arrow_flight::Action>,
     ) -> Result<ActionCancelQueryResult, Status> {
         let user = self.user(&request)?;
-        let info = FlightInfo::decode(query.info.as_ref())
-            .map_err(|e| Status::invalid_argument(format!("cannot read the FlightInfo to cancel: {e}")))?;
+        let info = FlightInfo::decode(query.info.as_ref()).map_err(|e| {
+            Status::invalid_argument(format!("cannot read the FlightInfo to cancel: {e}"))
+        })?;
         // CancelQuery's result values follow CancelStatus's numbering.
         Ok(ActionCancelQueryResult {
             result: self.cancel(&info, &user) as i32,
@@ -612,7 +619,9 @@ impl FlightSqlService for TsqlFlightSql {
             CANCEL_FLIGHT_INFO => {
                 let body = CancelFlightInfoRequest::decode(request.get_ref().body.as_ref())
                     .map_err(|e| {
-                        Status::invalid_argument(format!("cannot read CancelFlightInfoRequest: {e}"))
+                        Status::invalid_argument(format!(
+                            "cannot read CancelFlightInfoRequest: {e}"
+                        ))
                     })?;
                 let info = body.info.ok_or_else(|| {
                     Status::invalid_argument("CancelFlightInfoRequest names no FlightInfo")
@@ -644,12 +653,18 @@ impl FlightSqlService for TsqlFlightSql {
             })
         };
         Some(vec![
-            action(CANCEL_FLIGHT_INFO, "Cancels the executions of a FlightInfo."),
+            action(
+                CANCEL_FLIGHT_INFO,
+                "Cancels the executions of a FlightInfo.",
+            ),
             action(
                 SET_SESSION_OPTIONS,
                 "Sets session options: catalog, schema (the defaults for unqualified names).",
             ),
-            action(GET_SESSION_OPTIONS, "Returns the session's catalog and schema."),
+            action(
+                GET_SESSION_OPTIONS,
+                "Returns the session's catalog and schema.",
+            ),
             action(CLOSE_SESSION, "Closes the session."),
         ])
     }

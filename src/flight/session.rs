@@ -106,7 +106,12 @@ impl Sessions {
     }
 
     /// Stores `settings` as `key`'s session for `user`, opening it if needed.
-    pub fn store(&self, key: &SessionKey, user: &str, settings: SessionSettings) -> Result<(), Status> {
+    pub fn store(
+        &self,
+        key: &SessionKey,
+        user: &str,
+        settings: SessionSettings,
+    ) -> Result<(), Status> {
         let mut open = self.open.lock().expect("not poisoned");
         let now = Instant::now();
         open.retain(|_, s| now.duration_since(s.last_used) < IDLE_LIMIT);
@@ -179,7 +184,10 @@ mod tests {
 
     #[test]
     fn cookie_names_the_session_else_credentials() {
-        let m = metadata(&[("cookie", "a=1; arrow_flight_session_id=abc"), ("authorization", "Bearer t")]);
+        let m = metadata(&[
+            ("cookie", "a=1; arrow_flight_session_id=abc"),
+            ("authorization", "Bearer t"),
+        ]);
         let k = SessionKey::of(&m).unwrap();
         assert!(k.from_cookie);
         let m = metadata(&[("authorization", "Bearer t")]);
@@ -197,7 +205,10 @@ mod tests {
         };
         sessions.store(&key, "ann", chosen.clone()).unwrap();
         assert_eq!(sessions.settings(Some(&key), "ann"), chosen);
-        assert_eq!(sessions.settings(Some(&key), "bob"), SessionSettings::default());
+        assert_eq!(
+            sessions.settings(Some(&key), "bob"),
+            SessionSettings::default()
+        );
         assert!(sessions.store(&key, "bob", chosen).is_err());
         assert!(sessions.close(Some(&key), "bob").is_err());
         sessions.close(Some(&key), "ann").unwrap();
