@@ -102,7 +102,8 @@ impl Engine {
 
     /// The default catalog and schema of unqualified table names.
     pub fn defaults(&self) -> (String, String) {
-        let state = self.ctx.state();
+        let state = self.ctx.state_ref();
+        let state = state.read();
         let options = &state.config().options().catalog;
         (
             options.default_catalog.clone(),
@@ -110,11 +111,8 @@ impl Engine {
         )
     }
 
-    /// This engine with other defaults for unqualified table names; both must exist.
-    pub fn with_defaults(&self, catalog: &str, schema: &str) -> Result<Engine> {
-        if self.defaults() == (catalog.to_string(), schema.to_string()) {
-            return Ok(self.clone());
-        }
+    /// Checks that `catalog` and `schema` exist, so they can be the defaults.
+    pub fn check_defaults(&self, catalog: &str, schema: &str) -> Result<()> {
         let Some(found) = self.ctx.catalog(catalog) else {
             let mut known = self.ctx.catalog_names();
             known.sort();
@@ -126,7 +124,8 @@ impl Engine {
         let information_schema = schema == "information_schema"
             && self
                 .ctx
-                .state()
+                .state_ref()
+                .read()
                 .config()
                 .options()
                 .catalog
@@ -139,6 +138,15 @@ impl Engine {
                 known.join(", ")
             )));
         }
+        Ok(())
+    }
+
+    /// This engine with other defaults for unqualified table names; both must exist.
+    pub fn with_defaults(&self, catalog: &str, schema: &str) -> Result<Engine> {
+        if self.defaults() == (catalog.to_string(), schema.to_string()) {
+            return Ok(self.clone());
+        }
+        self.check_defaults(catalog, schema)?;
         let mut state = self.ctx.state();
         let options = state.config_mut().options_mut();
         options.catalog.default_catalog = catalog.to_string();

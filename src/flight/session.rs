@@ -96,15 +96,6 @@ impl Sessions {
         }
     }
 
-    /// Whether `key` names an open session of `user`.
-    pub fn exists(&self, key: &SessionKey, user: &str) -> bool {
-        self.open
-            .lock()
-            .expect("not poisoned")
-            .get(&key.key)
-            .is_some_and(|s| s.user == user)
-    }
-
     /// Stores `settings` as `key`'s session for `user`, opening it if needed.
     pub fn store(
         &self,
@@ -212,6 +203,10 @@ mod tests {
         assert!(sessions.store(&key, "bob", chosen).is_err());
         assert!(sessions.close(Some(&key), "bob").is_err());
         sessions.close(Some(&key), "ann").unwrap();
-        assert!(!sessions.exists(&key, "ann"));
+        assert_eq!(
+            sessions.settings(Some(&key), "ann"),
+            SessionSettings::default()
+        );
+        assert!(sessions.close(Some(&key), "ann").is_err());
     }
 }
