@@ -228,6 +228,22 @@ impl TsqlFlightSql {
         )?))
     }
 
+    /// An empty answer of `schema` (keys: tsql tables have none), for a known caller.
+    fn no_rows<T>(
+        &self,
+        request: &Request<T>,
+        schema: Schema,
+    ) -> Result<Response<DoGetStream>, Status> {
+        self.user(request)?;
+        Ok(Self::batch_stream(RecordBatch::new_empty(Arc::new(schema))))
+    }
+
+    /// The answer to anything that would write, for a known caller.
+    fn refuse_write<T, R>(&self, request: &Request<T>) -> Result<R, Status> {
+        self.user(request)?;
+        Err(Status::permission_denied(READ_ONLY))
+    }
+
     fn batch_stream(batch: RecordBatch) -> Response<DoGetStream> {
         let schema = batch.schema();
         let out = FlightDataEncoderBuilder::new()
@@ -288,21 +304,18 @@ impl TsqlFlightSql {
             SetSessionOptionsRequest::decode(request.get_ref().body.as_ref()).map_err(|e| {
                 Status::invalid_argument(format!("cannot read SetSessionOptionsRequest: {e}"))
             })?;
-        let (key, new_cookie) = match SessionKey::of(request.metadata()) {
-            Some(k) if k.from_cookie => (k, None),
-            _ => {
+        // Without the session cookie a new session starts; a client without
+        // cookie support keeps it through its credentials (`fallback`).
+        let (key, new_cookie, fallback) = match SessionKey::of(request.metadata()) {
+            Some(k) if k.from_cookie => (k, None, None),
+            credentials => {
                 let (k, id) = SessionKey::fresh();
-                (k, Some(id))
+                (k, Some(id), credentials)
             }
         };
-        // A client without cookie support keeps its session by credentials.
-        let fallback = SessionKey::of(request.metadata()).filter(|k| !k.from_cookie);
-        let mut settings = self.sessions.settings(Some(&key), user);
-        if !self.sessions.exists(&key, user)
-            && let Some(f) = &fallback
-        {
-            settings = self.sessions.settings(Some(f), user);
-        }
+        let mut settings = self
+            .sessions
+            .settings(Some(fallback.as_ref().unwrap_or(&key)), user);
         let mut errors = HashMap::new();
         let (default_catalog, default_schema) = self.engine.defaults();
         for (name, value) in body.session_options {
@@ -325,7 +338,7 @@ impl TsqlFlightSql {
         }
         let catalog = settings.catalog.clone().unwrap_or(default_catalog);
         let schema = settings.schema.clone().unwrap_or(default_schema);
-        if self.engine.with_defaults(&catalog, &schema).is_err() {
+        if self.engine.check_defaults(&catalog, &schema).is_err() {
             let bad = if self.engine.context().catalog(&catalog).is_none() {
                 "catalog"
             } else {
@@ -832,10 +845,7 @@ impl FlightSqlService for TsqlFlightSql {
         _query: CommandGetPrimaryKeys,
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
-        self.user(&request)?;
-        Ok(Self::batch_stream(RecordBatch::new_empty(Arc::new(
-            primary_keys_schema(),
-        ))))
+        self.no_rows(&request, primary_keys_schema())
     }
 
     async fn get_flight_info_exported_keys(
@@ -855,10 +865,7 @@ impl FlightSqlService for TsqlFlightSql {
         _query: CommandGetExportedKeys,
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
-        self.user(&request)?;
-        Ok(Self::batch_stream(RecordBatch::new_empty(Arc::new(
-            foreign_keys_schema(),
-        ))))
+        self.no_rows(&request, foreign_keys_schema())
     }
 
     async fn get_flight_info_imported_keys(
@@ -878,10 +885,7 @@ impl FlightSqlService for TsqlFlightSql {
         _query: CommandGetImportedKeys,
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
-        self.user(&request)?;
-        Ok(Self::batch_stream(RecordBatch::new_empty(Arc::new(
-            foreign_keys_schema(),
-        ))))
+        self.no_rows(&request, foreign_keys_schema())
     }
 
     async fn get_flight_info_cross_reference(
@@ -901,10 +905,7 @@ impl FlightSqlService for TsqlFlightSql {
         _query: CommandGetCrossReference,
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
-        self.user(&request)?;
-        Ok(Self::batch_stream(RecordBatch::new_empty(Arc::new(
-            foreign_keys_schema(),
-        ))))
+        self.no_rows(&request, foreign_keys_schema())
     }
 
     async fn do_put_statement_update(
@@ -912,8 +913,7 @@ impl FlightSqlService for TsqlFlightSql {
         _query: CommandStatementUpdate,
         request: Request<PeekableFlightDataStream>,
     ) -> Result<i64, Status> {
-        self.user(&request)?;
-        Err(Status::permission_denied(READ_ONLY))
+        self.refuse_write(&request)
     }
 
     async fn do_put_statement_ingest(
@@ -921,8 +921,7 @@ impl FlightSqlService for TsqlFlightSql {
         _query: CommandStatementIngest,
         request: Request<PeekableFlightDataStream>,
     ) -> Result<i64, Status> {
-        self.user(&request)?;
-        Err(Status::permission_denied(READ_ONLY))
+        self.refuse_write(&request)
     }
 
     async fn do_put_prepared_statement_update(
@@ -930,8 +929,7 @@ impl FlightSqlService for TsqlFlightSql {
         _query: CommandPreparedStatementUpdate,
         request: Request<PeekableFlightDataStream>,
     ) -> Result<i64, Status> {
-        self.user(&request)?;
-        Err(Status::permission_denied(READ_ONLY))
+        self.refuse_write(&request)
     }
 
     async fn do_get_fallback(
