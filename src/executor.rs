@@ -71,8 +71,7 @@ impl QueryExecutor {
         F: Future<Output = Result<T>> + Send + 'static,
         T: Send + 'static,
     {
-        let task = AbortOnDrop(self.inner.handle.spawn(work));
-        async move { task.await }
+        AbortOnDrop(self.inner.handle.spawn(work))
     }
 
     /// Starts the stream `start` returns on the query threads and yields its
