@@ -11,6 +11,14 @@ fn tsql(args: &[&str]) -> Output {
         .expect("tsql runs")
 }
 
+/// Runs tsql, expects it to succeed (else shows its standard error) and
+/// returns its standard output.
+fn succeeds(args: &[&str]) -> String {
+    let o = tsql(args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    stdout(&o)
+}
+
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
@@ -43,7 +51,7 @@ const ORDERS: &str = concat!(
 #[test]
 fn csv_is_rfc4180_with_header_and_empty_nulls() {
     let dir = folder(&[("orders/1/a.ndjson", ORDERS)]);
-    let o = tsql(&[
+    let out = succeeds(&[
         "sql",
         "--data",
         &data(dir.path()),
@@ -51,9 +59,8 @@ fn csv_is_rfc4180_with_header_and_empty_nulls() {
         "csv",
         "SELECT id, note, n, creation_date FROM orders ORDER BY id",
     ]);
-    assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(
-        stdout(&o),
+        out,
         "id,note,n,creation_date\r\na,\"x, \"\"quoted\"\"\",1,2024-01-01T00:00:00Z\r\nb,,2,2024-01-02T00:00:00Z\r\n"
     );
 }
@@ -61,7 +68,7 @@ fn csv_is_rfc4180_with_header_and_empty_nulls() {
 #[test]
 fn json_is_one_object_per_row_with_nulls() {
     let dir = folder(&[("orders/1/a.ndjson", ORDERS)]);
-    let o = tsql(&[
+    let out = succeeds(&[
         "sql",
         "--data",
         &data(dir.path()),
@@ -69,8 +76,6 @@ fn json_is_one_object_per_row_with_nulls() {
         "json",
         "SELECT id, note, tags_array FROM orders ORDER BY id",
     ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let out = stdout(&o);
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(
         lines,
@@ -84,14 +89,12 @@ fn json_is_one_object_per_row_with_nulls() {
 #[test]
 fn table_output_is_aligned_and_counts_rows() {
     let dir = folder(&[("orders/1/a.ndjson", ORDERS)]);
-    let o = tsql(&[
+    let out = succeeds(&[
         "sql",
         "--data",
         &data(dir.path()),
         "SELECT id, note FROM orders ORDER BY id",
     ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let out = stdout(&o);
     assert!(out.contains("| id | note        |"), "{out}");
     assert!(out.contains("| b  | NULL        |"), "{out}");
     assert!(out.ends_with("(2 rows)\n"), "{out}");
@@ -120,9 +123,7 @@ fn query_from_standard_input() {
 #[test]
 fn schema_lists_tables_columns_and_types() {
     let dir = folder(&[("orders/1/a.ndjson", ORDERS)]);
-    let o = tsql(&["schema", "--data", &data(dir.path())]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let out = stdout(&o);
+    let out = succeeds(&["schema", "--data", &data(dir.path())]);
     assert!(out.contains("orders  (orders v1, $)"), "{out}");
     assert!(
         out.contains("  tags_array                       ARRAY(VARCHAR)"),
@@ -190,13 +191,12 @@ fn help_teaches_the_model() {
 
 #[test]
 fn demo_data_answers() {
-    let o = tsql(&[
+    let out = succeeds(&[
         "sql",
         "--demo",
         "--format",
         "csv",
         "SELECT count(*) AS n FROM orders",
     ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    assert_eq!(stdout(&o), "n\r\n2999\r\n");
+    assert_eq!(out, "n\r\n2999\r\n");
 }
