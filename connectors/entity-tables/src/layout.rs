@@ -110,6 +110,9 @@ pub struct DeclaredTypes {
     pub types: std::collections::HashMap<String, SqlType>,
     /// 1-D primitive arrays (`$.tags`) to flatten into `tags_0 … tags_{w-1}` instead of a list.
     pub flattened: std::collections::HashSet<String>,
+    /// Paths declared with several types (their column holds a common type
+    /// or JSON text, so the upstream's typed comparisons mean something else there).
+    pub polymorphic: std::collections::HashSet<String>,
 }
 
 impl DeclaredTypes {

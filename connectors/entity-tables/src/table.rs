@@ -69,9 +69,9 @@ impl EntityTable {
 
 /// What the pushed-down filters select.
 #[derive(Debug, Default, Clone, PartialEq)]
-struct Selection {
-    point_time: Option<i64>,
-    entity_ids: Option<Vec<String>>,
+pub(crate) struct Selection {
+    pub(crate) point_time: Option<i64>,
+    pub(crate) entity_ids: Option<Vec<String>>,
 }
 
 fn column_name(e: &Expr) -> Option<&str> {
@@ -152,7 +152,7 @@ const POINT_TIME_HELP: &str = "point_time supports only equality with a timestam
 
 /// How a filter is pushed down: `Ok(Some(..))` exact, `Ok(None)` not at all, or
 /// an error for predicates on `point_time` other than equality with a literal.
-fn classify(e: &Expr) -> Result<Option<Selection>> {
+pub(crate) fn classify(e: &Expr) -> Result<Option<Selection>> {
     if let Some((col, v)) = column_equals_literal(e) {
         if col == "point_time" {
             return match instant_micros(v) {
@@ -178,7 +178,7 @@ fn classify(e: &Expr) -> Result<Option<Selection>> {
     Ok(None)
 }
 
-fn selection_of(filters: &[Expr]) -> Result<Selection> {
+pub(crate) fn selection_of(filters: &[Expr]) -> Result<Selection> {
     let mut sel = Selection::default();
     for f in filters {
         let Some(s) = classify(f)? else { continue };
@@ -246,11 +246,7 @@ impl TableProvider for EntityTable {
                 "{first}{more}. Fix the record, or run with --on-bad-record skip to leave bad records out"
             )));
         }
-        let now = state
-            .execution_props()
-            .query_execution_start_time
-            .map(|t| t.timestamp_micros())
-            .unwrap_or_else(|| chrono::Utc::now().timestamp_micros());
+        let now = query_start(state);
         let revisions: Arc<Vec<u32>> = match &sel.entity_ids {
             Some(ids) => {
                 let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
@@ -283,6 +279,29 @@ impl TableProvider for EntityTable {
             options: self.options.clone(),
             properties,
         }))
+    }
+}
+
+/// When the query started (UTC µs): the instant of the current state.
+pub(crate) fn query_start(state: &dyn Session) -> i64 {
+    state
+        .execution_props()
+        .query_execution_start_time
+        .map(|t| t.timestamp_micros())
+        .unwrap_or_else(|| chrono::Utc::now().timestamp_micros())
+}
+
+/// A record of `table` that cannot be decoded: skipped and counted, or the
+/// error that ends the scan, as the policy says.
+pub(crate) fn bad_record(options: &ScanOptions, table: &str, msg: String) -> Result<()> {
+    match options.on_bad_record {
+        BadRecordPolicy::Skip => {
+            options.bad_records.skip(|| msg);
+            Ok(())
+        }
+        BadRecordPolicy::Fail => Err(DataFusionError::Execution(format!(
+            "table {table}: {msg}. Fix the record, or run with --on-bad-record skip to leave such records out"
+        ))),
     }
 }
 
@@ -468,15 +487,7 @@ impl PartitionJob {
                             .map(|o| format!(" (byte {o} of the payload)"))
                             .unwrap_or_default()
                     );
-                    match self.options.on_bad_record {
-                        BadRecordPolicy::Skip => self.options.bad_records.skip(|| msg),
-                        BadRecordPolicy::Fail => {
-                            return Err(DataFusionError::Execution(format!(
-                                "table {}: {msg}. Fix the record, or run with --on-bad-record skip to leave such records out",
-                                self.table
-                            )));
-                        }
-                    }
+                    bad_record(&self.options, &self.table, msg)?;
                 }
                 if self.decoder.rows() >= BATCH_ROWS
                     || self

@@ -5,8 +5,8 @@
 
 use std::sync::Arc;
 
+use tsql_entity_tables::envelope::read_envelope;
 use tsql_entity_tables::json::{Cursor, JsonError, Kind};
-use tsql_entity_tables::temporal;
 use tsql_entity_tables::{Location, ObjectShape, Revision};
 
 /// A record that could not be read, with where it is.
@@ -111,133 +111,6 @@ pub fn index_json_document(buf: &[u8], facts: &FileFacts) -> IndexedRecords {
     out
 }
 
-struct Envelope {
-    is_entity: bool,
-    /// The payload was already observed into the shape while parsing.
-    observed: bool,
-    data: Option<(usize, usize)>,
-    id: Option<String>,
-    state: Option<String>,
-    creation: Option<i64>,
-    last_update: Option<i64>,
-    deleted: bool,
-}
-
-fn instant(c: &mut Cursor<'_>, field: &str) -> Result<Option<i64>, String> {
-    match c.peek_kind().map_err(|e| e.to_string())? {
-        Kind::Null => {
-            c.read_null().map_err(|e| e.to_string())?;
-            Ok(None)
-        }
-        Kind::Number => {
-            let n = c.read_number().map_err(|e| e.to_string())?;
-            n.parse::<i64>()
-                .map(|ms| Some(ms * 1000))
-                .map_err(|_| format!("meta.{field} {n} is not epoch milliseconds"))
-        }
-        Kind::String => {
-            let s = c.read_str().map_err(|e| e.to_string())?;
-            match temporal::parse_timestamp(&s) {
-                Some((v, _)) => Ok(Some(v)),
-                None => Err(format!(
-                    "meta.{field} \"{s}\" is not an ISO instant like 2024-03-01T09:15:00Z"
-                )),
-            }
-        }
-        _ => Err(format!("meta.{field} must be an ISO instant string")),
-    }
-}
-
-fn read_meta(c: &mut Cursor<'_>, env: &mut Envelope) -> Result<(), String> {
-    let je = |e: JsonError| e.to_string();
-    if c.peek_kind().map_err(je)? != Kind::Object {
-        return Err("\"meta\" must be an object".into());
-    }
-    c.begin_object().map_err(je)?;
-    let mut first = true;
-    while let Some(key) = c.next_key(first).map_err(je)? {
-        first = false;
-        match (key.as_ref(), c.peek_kind().map_err(je)?) {
-            ("id", Kind::String) => env.id = Some(c.read_str().map_err(je)?.into_owned()),
-            ("id", Kind::Number) => env.id = Some(c.read_number().map_err(je)?.to_string()),
-            ("state", Kind::String) => env.state = Some(c.read_str().map_err(je)?.into_owned()),
-            ("creationDate", _) => env.creation = instant(c, "creationDate")?,
-            ("lastUpdateTime", _) => env.last_update = instant(c, "lastUpdateTime")?,
-            ("deleted", Kind::Bool) => env.deleted = c.read_bool().map_err(je)?,
-            _ => {
-                c.skip_value().map_err(je)?;
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Reads the top level of a record. When `"type": "ENTITY"` comes before
-/// `"data"` (as Cyoda writes it) the payload is observed into `shape` on the
-/// way, so it is parsed once.
-fn read_envelope(text: &[u8], shape: &mut ObjectShape) -> Result<Envelope, String> {
-    let mut env = Envelope {
-        is_entity: false,
-        observed: false,
-        data: None,
-        id: None,
-        state: None,
-        creation: None,
-        last_update: None,
-        deleted: false,
-    };
-    let mut c = Cursor::new(text);
-    let je = |e: JsonError| e.to_string();
-    if c.peek_kind().map_err(je)? != Kind::Object {
-        return Err("a record must be a JSON object".into());
-    }
-    c.begin_object().map_err(je)?;
-    let mut first = true;
-    let mut meta_error = None;
-    while let Some(key) = c.next_key(first).map_err(je)? {
-        first = false;
-        match key.as_ref() {
-            "type" if c.peek_kind().map_err(je)? == Kind::String => {
-                env.is_entity = c.read_str().map_err(je)? == "ENTITY"
-            }
-            "data" => {
-                c.skip_ws();
-                let kind = c.peek_kind().map_err(je)?;
-                if kind == Kind::Object && env.is_entity {
-                    let start = c.pos();
-                    shape.observe(&mut c).map_err(je)?;
-                    env.data = Some((start, c.pos()));
-                    env.observed = true;
-                } else {
-                    let range = c.skip_value().map_err(je)?;
-                    if kind == Kind::Object {
-                        env.data = Some(range);
-                    }
-                }
-            }
-            "meta" => {
-                c.skip_ws();
-                let (s, e) = c.skip_value().map_err(je)?;
-                if let Err(e) = read_meta(&mut Cursor::new(&text[s..e]), &mut env) {
-                    meta_error = Some(e);
-                }
-            }
-            _ => {
-                c.skip_value().map_err(je)?;
-            }
-        }
-    }
-    if !c.at_end() {
-        return Err(c.error("unexpected text after the record").to_string());
-    }
-    if env.is_entity {
-        if let Some(e) = meta_error {
-            return Err(e);
-        }
-    }
-    Ok(env)
-}
-
 fn index_record(
     text: &[u8],
     offset: u64,
@@ -246,7 +119,7 @@ fn index_record(
     bare_state: &Arc<str>,
     out: &mut IndexedRecords,
 ) {
-    let env = match read_envelope(text, &mut out.shape) {
+    let env = match read_envelope(text, Some(&mut out.shape)) {
         Ok(env) => env,
         Err(message) => {
             out.bad.push(BadRecord { line, message });
