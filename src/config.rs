@@ -12,6 +12,12 @@
 //! name = "analyst"
 //! password_hash = "$argon2id$v=19$…"  # `tsql hash-password` prints one
 //! roles = ["reader"]
+//!
+//! [[source]]                          # more sources, each its own catalog
+//! kind = "cyoda"
+//! catalog = "cyoda"
+//! url = "http://cpm.internal:8080/api"
+//! auth = "passthrough"
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -38,6 +44,118 @@ pub struct FileConfig {
     /// Who may connect.
     #[serde(default)]
     pub users: Vec<User>,
+    /// Sources besides (or instead of) `data`/`demo`, each its own catalog.
+    #[serde(default, rename = "source")]
+    pub sources: Vec<SourceConfig>,
+}
+
+/// One `[[source]]` of the config file.
+///
+/// ```toml
+/// [[source]]
+/// kind = "cyoda"                     # a Cyoda entity service
+/// catalog = "cyoda"                  # tables appear as cyoda.entities.<table>
+/// url = "http://cpm.internal:8080/api"
+/// auth = "passthrough"               # or client_id/client_secret; neither: no credentials
+/// timeout_seconds = 30
+///
+/// [[source]]
+/// kind = "files"                     # local entity files
+/// catalog = "files"
+/// data = "/var/lib/tsql/entities"    # or: demo = true
+/// ```
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    /// `cyoda` or `files`.
+    pub kind: String,
+    /// Catalog name of its tables.
+    pub catalog: String,
+    /// Schema name (default `entities`).
+    pub schema: Option<String>,
+    /// Cyoda: base URL of the API.
+    pub url: Option<String>,
+    /// Cyoda: `passthrough` (each user's own Cyoda identity).
+    pub auth: Option<String>,
+    /// Cyoda: technical client id (one identity for all, single-tenant).
+    pub client_id: Option<String>,
+    /// Cyoda: its secret.
+    pub client_secret: Option<String>,
+    /// Cyoda: seconds one request may take (default 30).
+    pub timeout_seconds: Option<f64>,
+    /// Cyoda: seconds the model list is cached (default 2).
+    pub metadata_ttl_seconds: Option<f64>,
+    /// Cyoda: entities per page (default 10000, the service's maximum).
+    pub page_size: Option<usize>,
+    /// Cyoda: pages requested ahead per partition (default 2).
+    pub pages_in_flight: Option<usize>,
+    /// Files: the folder.
+    pub data: Option<PathBuf>,
+    /// Files: the demo dataset.
+    pub demo: Option<bool>,
+}
+
+impl SourceConfig {
+    /// The engine source this entry describes, or what is wrong with it.
+    pub fn to_source(&self) -> Result<crate::Source, String> {
+        let at = format!("[[source]] catalog = \"{}\"", self.catalog);
+        let schema = self
+            .schema
+            .clone()
+            .unwrap_or_else(|| tsql_entity_tables::SCHEMA.to_string());
+        if self.catalog.is_empty() {
+            return Err("a [[source]] needs `catalog`, the name its tables appear under".into());
+        }
+        match self.kind.as_str() {
+            "files" => {
+                let data = match (&self.data, self.demo.unwrap_or(false)) {
+                    (Some(d), false) => crate::DataSource::Folder(d.clone()),
+                    (None, true) => crate::DataSource::Demo,
+                    _ => return Err(format!("{at}: a files source needs either `data` (a folder) or `demo = true`")),
+                };
+                Ok(crate::Source::Files { catalog: self.catalog.clone(), schema, data })
+            }
+            "cyoda" => {
+                let url = self
+                    .url
+                    .clone()
+                    .ok_or_else(|| format!("{at}: a cyoda source needs `url`, e.g. \"http://cpm.internal:8080/api\""))?;
+                if !(url.starts_with("http://") || url.starts_with("https://")) {
+                    return Err(format!("{at}: url \"{url}\" must start with http:// or https://"));
+                }
+                let auth = match (self.auth.as_deref(), &self.client_id, &self.client_secret) {
+                    (Some("passthrough"), None, None) => tsql_cyoda::CyodaAuth::Passthrough,
+                    (None, Some(id), Some(secret)) => tsql_cyoda::CyodaAuth::Client { id: id.clone(), secret: secret.clone() },
+                    (None, None, None) => tsql_cyoda::CyodaAuth::None,
+                    (Some(other), None, None) => {
+                        return Err(format!("{at}: auth must be \"passthrough\" (or leave it out and give client_id and client_secret), not \"{other}\""));
+                    }
+                    _ => {
+                        return Err(format!("{at}: give either auth = \"passthrough\" or both client_id and client_secret"));
+                    }
+                };
+                let mut options = tsql_cyoda::CyodaOptions::new(&url, auth);
+                let seconds = |v: Option<f64>, name: &str, default: std::time::Duration| match v {
+                    None => Ok(default),
+                    Some(s) if s > 0.0 && s.is_finite() => Ok(std::time::Duration::from_secs_f64(s)),
+                    Some(s) => Err(format!("{at}: {name} must be a positive number of seconds, not {s}")),
+                };
+                options.timeout = seconds(self.timeout_seconds, "timeout_seconds", options.timeout)?;
+                options.metadata_ttl = seconds(self.metadata_ttl_seconds, "metadata_ttl_seconds", options.metadata_ttl)?;
+                if let Some(p) = self.page_size {
+                    if !(1..=10_000).contains(&p) {
+                        return Err(format!("{at}: page_size must be between 1 and 10000 (the service's maximum), not {p}"));
+                    }
+                    options.page_size = p;
+                }
+                if let Some(n) = self.pages_in_flight {
+                    options.pages_in_flight = n.max(1);
+                }
+                Ok(crate::Source::Cyoda { catalog: self.catalog.clone(), schema, options })
+            }
+            other => Err(format!("{at}: kind must be \"cyoda\" or \"files\", not \"{other}\"")),
+        }
+    }
 }
 
 /// A user allowed to connect.
@@ -61,6 +179,11 @@ impl FileConfig {
             .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
         let config: FileConfig =
             toml::from_str(&text).map_err(|e| format!("config file {}: {e}", path.display()))?;
+        for source in &config.sources {
+            source
+                .to_source()
+                .map_err(|e| format!("config file {}: {e}", path.display()))?;
+        }
         for u in &config.users {
             u.check_hash().map_err(|e| {
                 format!(

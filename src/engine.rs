@@ -1,16 +1,22 @@
-//! The query engine: a DataFusion session whose catalog `cyoda`, schema
-//! `entities` holds the entity tables of one source.
+//! The query engine: a DataFusion session with one catalog per source —
+//! local entity files (the embedded default) and live Cyoda services — and,
+//! per caller, the live catalogs as that caller's identity sees them.
 
 use std::sync::Arc;
 
-use datafusion::catalog::{CatalogProvider, MemoryCatalogProvider};
+use datafusion::catalog::{
+    CatalogProvider, CatalogProviderList, MemoryCatalogProvider, MemoryCatalogProviderList,
+    MemorySchemaProvider, SchemaProvider, TableProvider,
+};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::context::SQLOptions;
 use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
+use tsql_cyoda::{CyodaOptions, CyodaService, Identity};
 use tsql_entity_tables::{
-    BadRecordPolicy, BadRecords, CATALOG, EntitySchema, EntitySource, SCHEMA, ScanOptions,
+    BadRecordPolicy, BadRecords, CATALOG, EntitySchema, EntitySource, LiveSchema, SCHEMA,
+    ScanOptions, TableLayout, UpstreamError,
 };
 use tsql_local_files::LocalStore;
 
@@ -26,6 +32,44 @@ pub enum DataSource {
     Demo,
 }
 
+/// One source of the engine, with the catalog and schema its tables live in.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// Local entity files.
+    Files {
+        /// Catalog name.
+        catalog: String,
+        /// Schema name.
+        schema: String,
+        /// The files.
+        data: DataSource,
+    },
+    /// A Cyoda entity service.
+    Cyoda {
+        /// Catalog name.
+        catalog: String,
+        /// Schema name.
+        schema: String,
+        /// How to reach and read it.
+        options: CyodaOptions,
+    },
+}
+
+impl Source {
+    /// The catalog this source's tables live in.
+    pub fn catalog(&self) -> &str {
+        match self {
+            Source::Files { catalog, .. } | Source::Cyoda { catalog, .. } => catalog,
+        }
+    }
+
+    fn schema(&self) -> &str {
+        match self {
+            Source::Files { schema, .. } | Source::Cyoda { schema, .. } => schema,
+        }
+    }
+}
+
 /// How the engine treats its data.
 #[derive(Debug, Clone, Default)]
 pub struct EngineOptions {
@@ -35,44 +79,102 @@ pub struct EngineOptions {
     pub schema: Option<String>,
 }
 
-/// A query engine over one entity source.
+/// Who runs a query: a name for ownership and logs, and the identity live
+/// sources read with (when the caller logged in with one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// The user name (`subject@tenant` for a Cyoda identity).
+    pub name: String,
+    /// The caller's Cyoda identity, for sources in passthrough mode.
+    pub upstream: Option<Identity>,
+}
+
+impl Caller {
+    /// A caller known only by name (a configured user, the command line).
+    pub fn named(name: &str) -> Caller {
+        Caller {
+            name: name.to_string(),
+            upstream: None,
+        }
+    }
+}
+
+/// A live catalog: a Cyoda service whose tables depend on who asks.
+#[derive(Debug)]
+struct LiveCatalog {
+    catalog: String,
+    schema: String,
+    service: Arc<CyodaService>,
+}
+
+/// The schema of a live source that cannot be read now: it lists no tables,
+/// and naming one of its tables gives the reason.
+#[derive(Debug)]
+struct UnavailableSchema(UpstreamError);
+
+#[async_trait::async_trait]
+impl SchemaProvider for UnavailableSchema {
+    fn table_names(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    async fn table(&self, _name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
+        Err(self.0.clone().into())
+    }
+
+    fn table_exist(&self, _name: &str) -> bool {
+        false
+    }
+}
+
+/// A query engine over its sources.
 #[derive(Clone)]
 pub struct Engine {
     ctx: SessionContext,
-    schema: Arc<EntitySchema>,
+    schema: Option<Arc<EntitySchema>>,
     bad_records: Arc<BadRecords>,
+    live: Arc<Vec<LiveCatalog>>,
+    scan: ScanOptions,
 }
 
 impl Engine {
-    /// An engine over `source`.
+    /// An engine over one local source, in catalog `cyoda`.
     pub fn open(source: &DataSource, options: EngineOptions) -> Result<Engine> {
-        let bad_records = Arc::new(BadRecords::default());
-        let dir = match source {
-            DataSource::Folder(d) => d.clone(),
-            DataSource::Demo => demo_dir().map_err(|e| {
-                DataFusionError::Execution(format!(
-                    "cannot write the demo data to the temporary folder: {e}"
-                ))
-            })?,
-        };
-        let store: Arc<dyn EntitySource> = Arc::new(LocalStore::new(
-            dir,
-            options.on_bad_record,
-            bad_records.clone(),
-        )?);
-        Ok(Self::over(store, options, bad_records))
+        let schema = options.schema.clone().unwrap_or_else(|| SCHEMA.to_string());
+        Self::with_sources(
+            &[Source::Files {
+                catalog: CATALOG.to_string(),
+                schema,
+                data: source.clone(),
+            }],
+            options,
+        )
     }
 
-    /// An engine over any entity source.
-    pub fn over(
-        source: Arc<dyn EntitySource>,
-        options: EngineOptions,
-        bad_records: Arc<BadRecords>,
-    ) -> Engine {
-        let schema_name = options.schema.clone().unwrap_or_else(|| SCHEMA.to_string());
+    /// An engine over several sources, each in its own catalog; unqualified
+    /// names resolve in the first source's catalog and schema.
+    pub fn with_sources(sources: &[Source], options: EngineOptions) -> Result<Engine> {
+        let Some(first) = sources.first() else {
+            return Err(DataFusionError::Plan(
+                "no sources: give --data DIR, --demo, or [[source]] entries in the config file".into(),
+            ));
+        };
+        for (i, s) in sources.iter().enumerate() {
+            if sources[..i].iter().any(|o| o.catalog() == s.catalog()) {
+                return Err(DataFusionError::Plan(format!(
+                    "two sources use catalog '{}': give each [[source]] its own `catalog` (local files from --data/--demo are in catalog '{CATALOG}')",
+                    s.catalog()
+                )));
+            }
+        }
+        let bad_records = Arc::new(BadRecords::default());
+        let scan = ScanOptions {
+            on_bad_record: options.on_bad_record,
+            bad_records: bad_records.clone(),
+        };
         let mut config = SessionConfig::new()
             .with_information_schema(true)
-            .with_default_catalog_and_schema(CATALOG, &schema_name)
+            .with_default_catalog_and_schema(first.catalog(), first.schema())
             .with_create_default_catalog_and_schema(false);
         // `CAST(x AS VARCHAR)` gives plain strings, the type results are sent
         // in, instead of string views that must be converted for clients.
@@ -83,21 +185,137 @@ impl Engine {
             .with_physical_optimizer_rule(Arc::new(CooperativeJoins))
             .build();
         let ctx = SessionContext::new_with_state(state);
-        let scan = ScanOptions {
-            on_bad_record: options.on_bad_record,
-            bad_records: bad_records.clone(),
-        };
-        let schema = Arc::new(EntitySchema::new(source, scan));
-        let catalog = MemoryCatalogProvider::new();
-        catalog
-            .register_schema(&schema_name, schema.clone())
-            .expect("a memory catalog accepts schemas");
-        ctx.register_catalog(CATALOG, Arc::new(catalog));
-        Engine {
-            ctx,
-            schema,
-            bad_records,
+        let mut local = None;
+        let mut live = Vec::new();
+        for source in sources {
+            let catalog = MemoryCatalogProvider::new();
+            match source {
+                Source::Files { schema, data, .. } => {
+                    let dir = match data {
+                        DataSource::Folder(d) => d.clone(),
+                        DataSource::Demo => demo_dir().map_err(|e| {
+                            DataFusionError::Execution(format!(
+                                "cannot write the demo data to the temporary folder: {e}"
+                            ))
+                        })?,
+                    };
+                    let store: Arc<dyn EntitySource> = Arc::new(LocalStore::new(
+                        dir,
+                        options.on_bad_record,
+                        bad_records.clone(),
+                    )?);
+                    let entities = Arc::new(EntitySchema::new(store, scan.clone()));
+                    local.get_or_insert_with(|| entities.clone());
+                    catalog
+                        .register_schema(schema, entities)
+                        .expect("a memory catalog accepts schemas");
+                }
+                Source::Cyoda {
+                    catalog: name,
+                    schema,
+                    options,
+                } => {
+                    let service = CyodaService::new(options.clone()).map_err(DataFusionError::from)?;
+                    // Until a caller's identity fills it, the schema is empty.
+                    catalog
+                        .register_schema(schema, Arc::new(MemorySchemaProvider::new()))
+                        .expect("a memory catalog accepts schemas");
+                    live.push(LiveCatalog {
+                        catalog: name.clone(),
+                        schema: schema.clone(),
+                        service: Arc::new(service),
+                    });
+                }
+            }
+            ctx.register_catalog(source.catalog(), Arc::new(catalog));
         }
+        Ok(Engine {
+            ctx,
+            schema: local,
+            bad_records,
+            live: Arc::new(live),
+            scan,
+        })
+    }
+
+    /// The Cyoda service that checks callers' own identities (passthrough mode), if any.
+    pub fn passthrough_service(&self) -> Option<Arc<CyodaService>> {
+        self.live
+            .iter()
+            .find(|l| l.service.passthrough())
+            .map(|l| l.service.clone())
+    }
+
+    /// This engine as `caller` sees it: every live catalog holds the tables
+    /// the caller's identity may read (read from the service, cached per
+    /// tenant). A live source that cannot be read now keeps an empty schema
+    /// whose tables fail with the reason; other catalogs work as usual.
+    pub async fn for_caller(&self, caller: &Caller) -> Engine {
+        if self.live.is_empty() {
+            return self.clone();
+        }
+        let state = self.ctx.state();
+        // A catalog list of its own: the shared one must never hold one caller's tables.
+        let catalogs = Arc::new(MemoryCatalogProviderList::new());
+        let shared = state.catalog_list().clone();
+        for name in shared.catalog_names() {
+            if let Some(c) = shared.catalog(&name) {
+                catalogs.register_catalog(name, c);
+            }
+        }
+        for l in self.live.iter() {
+            let schema: Arc<dyn SchemaProvider> = match l.service.identity(caller.upstream.as_ref()).await {
+                Ok(identity) => match l.service.schema(identity, self.scan.clone()).await {
+                    Ok(s) => s,
+                    Err(e) => Arc::new(UnavailableSchema(e)),
+                },
+                Err(e) => Arc::new(UnavailableSchema(e)),
+            };
+            let catalog = MemoryCatalogProvider::new();
+            catalog
+                .register_schema(&l.schema, schema)
+                .expect("a memory catalog accepts schemas");
+            catalogs.register_catalog(l.catalog.clone(), Arc::new(catalog));
+        }
+        let state = SessionStateBuilder::new_from_existing(state)
+            .with_catalog_list(catalogs)
+            .build();
+        Engine {
+            ctx: SessionContext::new_with_state(state),
+            schema: self.schema.clone(),
+            bad_records: self.bad_records.clone(),
+            live: self.live.clone(),
+            scan: self.scan.clone(),
+        }
+    }
+
+    /// Every entity table of every catalog, with its layout (for `tsql schema`).
+    pub fn layouts(&self) -> Result<Vec<(String, Arc<TableLayout>)>> {
+        let mut out = Vec::new();
+        let mut catalogs = self.ctx.catalog_names();
+        catalogs.sort();
+        for c in catalogs {
+            let Some(catalog) = self.ctx.catalog(&c) else { continue };
+            let mut schemas = catalog.schema_names();
+            schemas.sort();
+            for s in schemas {
+                let Some(schema) = catalog.schema(&s) else { continue };
+                let any: &dyn std::any::Any = schema.as_ref();
+                let prefix = format!("{c}.{s}.");
+                if let Some(entities) = any.downcast_ref::<EntitySchema>() {
+                    for (name, t) in entities.tables()?.iter() {
+                        out.push((format!("{prefix}{name}"), t.layout.clone()));
+                    }
+                } else if let Some(live) = any.downcast_ref::<LiveSchema>() {
+                    for (name, layout) in live.layouts() {
+                        out.push((format!("{prefix}{name}"), layout));
+                    }
+                } else if let Some(down) = any.downcast_ref::<UnavailableSchema>() {
+                    return Err(down.0.clone().into());
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// The default catalog and schema of unqualified table names.
@@ -153,8 +371,7 @@ impl Engine {
         options.catalog.default_schema = schema.to_string();
         Ok(Engine {
             ctx: SessionContext::new_with_state(state),
-            schema: self.schema.clone(),
-            bad_records: self.bad_records.clone(),
+            ..self.clone()
         })
     }
 
@@ -163,10 +380,6 @@ impl Engine {
         &self.ctx
     }
 
-    /// The entity schema.
-    pub fn entity_schema(&self) -> &Arc<EntitySchema> {
-        &self.schema
-    }
 
     /// Records skipped so far under `--on-bad-record skip`, and the first reason.
     pub fn skipped_records(&self) -> (usize, Option<String>) {

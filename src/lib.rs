@@ -8,5 +8,5 @@ pub mod executor;
 pub mod flight;
 pub mod output;
 
-pub use engine::{DataSource, Engine, EngineOptions};
+pub use engine::{Caller, DataSource, Engine, EngineOptions, Source};
 pub use executor::QueryExecutor;

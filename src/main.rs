@@ -5,7 +5,8 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use tsql::output::{Format, write_results};
-use tsql::{DataSource, Engine, EngineOptions};
+use tsql::{Caller, DataSource, Engine, EngineOptions, Source};
+use tsql_entity_tables::{CATALOG, SCHEMA};
 use tsql_entity_tables::BadRecordPolicy;
 
 /// SQL over Cyoda entities.
@@ -31,6 +32,8 @@ enum Command {
     /// Examples:
     ///   tsql sql --demo "SELECT channel, count(*) FROM orders GROUP BY channel"
     ///   tsql sql --data ./entities --format csv "SELECT * FROM orders_lines"
+    ///   tsql sql --config cyoda.toml --user CLIENT_ID --password SECRET \
+    ///            "SELECT state, count(*) FROM cyoda.entities.orders GROUP BY state"
     Sql {
         #[command(flatten)]
         data: DataArgs,
@@ -77,12 +80,23 @@ struct DataArgs {
         long,
         env = "TSQL_DATA",
         conflicts_with = "demo",
-        required_unless_present = "demo"
+        required_unless_present_any = ["demo", "config"]
     )]
     data: Option<PathBuf>,
     /// Use the built-in demo dataset (orders, customers, products_2).
     #[arg(long)]
     demo: bool,
+    /// TOML config file whose [[source]] entries (a Cyoda service, more
+    /// folders) become catalogs besides --data/--demo.
+    #[arg(long, env = "TSQL_CONFIG")]
+    config: Option<PathBuf>,
+    /// Who to read a Cyoda source in passthrough mode as: a Cyoda client id
+    /// (leave it empty and give an access token as --password).
+    #[arg(long, env = "TSQL_USER", default_value = "")]
+    user: String,
+    /// The client secret, or a Cyoda access token.
+    #[arg(long, env = "TSQL_PASSWORD", hide_env_values = true)]
+    password: Option<String>,
     /// What to do with a record that cannot be read: fail the query naming the
     /// file and line, or skip it and report how many were skipped.
     #[arg(long, value_enum, default_value = "fail")]
@@ -101,7 +115,8 @@ struct ServeArgs {
     /// Address to listen on [default: 127.0.0.1:32010].
     #[arg(long, env = "TSQL_LISTEN")]
     listen: Option<String>,
-    /// TOML config file: listen, data, demo, on_bad_record, tls_cert, tls_key, [[users]].
+    /// TOML config file: listen, data, demo, on_bad_record, tls_cert, tls_key,
+    /// [[users]], and [[source]] entries (a Cyoda service, more folders).
     #[arg(long, env = "TSQL_CONFIG")]
     config: Option<PathBuf>,
     /// PEM certificate chain: serve grpc+tls (with --tls-key).
@@ -122,23 +137,68 @@ enum OnBadRecord {
 }
 
 impl DataArgs {
-    fn open(&self) -> datafusion::error::Result<Engine> {
-        let source = match &self.data {
-            Some(d) => DataSource::Folder(d.clone()),
-            None => DataSource::Demo,
+    async fn open(&self) -> datafusion::error::Result<(Engine, Caller)> {
+        let file = match &self.config {
+            Some(p) => tsql::config::FileConfig::load(p).map_err(plan_error)?,
+            None => tsql::config::FileConfig::default(),
+        };
+        let local = match (&self.data, self.demo) {
+            (Some(d), _) => Some(DataSource::Folder(d.clone())),
+            (None, true) => Some(DataSource::Demo),
+            (None, false) => None,
         };
         let on_bad_record = match self.on_bad_record {
             OnBadRecord::Fail => BadRecordPolicy::Fail,
             OnBadRecord::Skip => BadRecordPolicy::Skip,
         };
-        Engine::open(
-            &source,
+        let engine = Engine::with_sources(
+            &sources(local, &file)?,
             EngineOptions {
                 on_bad_record,
                 schema: None,
             },
-        )
+        )?;
+        let caller = match (engine.passthrough_service(), &self.password) {
+            (Some(service), Some(password)) => {
+                let identity = if self.user.is_empty() {
+                    service.verify_token(password).await
+                } else {
+                    service.login(&self.user, password).await
+                }
+                .map_err(datafusion::error::DataFusionError::from)?;
+                Caller {
+                    name: format!("{}@{}", identity.subject, identity.tenant),
+                    upstream: Some(identity),
+                }
+            }
+            _ => Caller::named(&self.user),
+        };
+        let engine = engine.for_caller(&caller).await;
+        Ok((engine, caller))
     }
+}
+
+/// The engine's sources: the config file's [[source]] entries, then local
+/// files from --data/--demo (in catalog `cyoda`, or `local` when a configured
+/// source already uses `cyoda`).
+fn sources(
+    local: Option<DataSource>,
+    file: &tsql::config::FileConfig,
+) -> datafusion::error::Result<Vec<Source>> {
+    let mut out = file
+        .sources
+        .iter()
+        .map(|s| s.to_source().map_err(plan_error))
+        .collect::<datafusion::error::Result<Vec<Source>>>()?;
+    if let Some(data) = local {
+        let taken = out.iter().any(|s| s.catalog() == CATALOG);
+        out.push(Source::Files {
+            catalog: if taken { "local" } else { CATALOG }.to_string(),
+            schema: SCHEMA.to_string(),
+            data,
+        });
+    }
+    Ok(out)
 }
 
 fn report_skipped(engine: &Engine) {
@@ -163,15 +223,16 @@ async fn serve(args: ServeArgs) -> datafusion::error::Result<()> {
     };
     let demo =
         args.demo || (args.data.is_none() && file.data.is_none() && file.demo.unwrap_or(false));
-    let source = match (args.data.or(file.data.clone()), demo) {
-        (_, true) => DataSource::Demo,
-        (Some(d), false) => DataSource::Folder(d),
-        (None, false) => {
-            return Err(plan_error(
-                "nothing to serve: give --data DIR (or `data` in the config file), or --demo",
-            ));
-        }
+    let local = match (args.data.or(file.data.clone()), demo) {
+        (_, true) => Some(DataSource::Demo),
+        (Some(d), false) => Some(DataSource::Folder(d)),
+        (None, false) => None,
     };
+    if local.is_none() && file.sources.is_empty() {
+        return Err(plan_error(
+            "nothing to serve: give --data DIR (or `data` in the config file), --demo, or [[source]] entries in the config file",
+        ));
+    }
     let on_bad_record = match (args.on_bad_record, file.on_bad_record.as_deref()) {
         (Some(OnBadRecord::Skip), _) | (None, Some("skip")) => BadRecordPolicy::Skip,
         (Some(OnBadRecord::Fail), _) | (None, Some("fail")) | (None, None) => BadRecordPolicy::Fail,
@@ -206,12 +267,20 @@ async fn serve(args: ServeArgs) -> datafusion::error::Result<()> {
             ));
         }
     };
+    let engine = Engine::with_sources(
+        &sources(local, &file)?,
+        EngineOptions {
+            on_bad_record,
+            schema: None,
+        },
+    )?;
+    let upstream = engine.passthrough_service();
     let mut users = file.users.clone();
     let mut note = String::new();
-    if users.is_empty() {
+    if users.is_empty() && upstream.is_none() {
         if !demo {
             return Err(plan_error(
-                "no users configured: add [[users]] with name and password_hash (from `tsql hash-password`) to a config file and pass --config",
+                "no users configured: add [[users]] with name and password_hash (from `tsql hash-password`) to a config file and pass --config, or a Cyoda [[source]] with auth = \"passthrough\"",
             ));
         }
         let (name, password) = tsql::config::DEMO_USER;
@@ -222,14 +291,16 @@ async fn serve(args: ServeArgs) -> datafusion::error::Result<()> {
         });
         note = format!(", user {name}, password {password}");
     }
-    let engine = Engine::open(
-        &source,
-        EngineOptions {
-            on_bad_record,
-            schema: None,
-        },
-    )?;
-    let auth = std::sync::Arc::new(tsql::flight::Authenticator::new(users));
+    if let Some(service) = &upstream {
+        note.push_str(&format!(
+            "; Cyoda identities (client id and secret, or an access token) log in through {}",
+            service.options().url
+        ));
+    }
+    let mut catalogs = engine.context().catalog_names();
+    catalogs.sort();
+    note.push_str(&format!("; catalogs: {}", catalogs.join(", ")));
+    let auth = std::sync::Arc::new(tsql::flight::Authenticator::new(users, upstream));
     let scheme = if tls.is_some() { "grpc+tls" } else { "grpc" };
     let options = tsql::flight::ServeOptions { listen, tls };
     tsql::flight::serve(engine, auth, options, |addr| {
@@ -264,7 +335,7 @@ async fn run(cli: Cli) -> datafusion::error::Result<()> {
                 None => std::io::read_to_string(std::io::stdin())
                     .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?,
             };
-            let engine = data.open()?;
+            let (engine, _caller) = data.open().await?;
             let stream = engine.execute(&query).await?;
             let mut out = std::io::BufWriter::new(std::io::stdout().lock());
             let result = write_results(stream, format, &mut out).await;
@@ -272,20 +343,23 @@ async fn run(cli: Cli) -> datafusion::error::Result<()> {
             result.map(|_| ())
         }
         Command::Schema { data, table } => {
-            let engine = data.open()?;
-            let tables = engine.entity_schema().tables()?;
+            let (engine, _caller) = data.open().await?;
+            let tables = engine.layouts()?;
+            let qualified = engine.context().catalog_names().len() > 1;
             let mut found = false;
             let mut text = String::new();
-            for (name, t) in tables.iter() {
-                if table.as_ref().is_some_and(|want| want != name) {
+            for (full, layout) in tables.iter() {
+                let name = full.rsplit('.').next().unwrap_or(full);
+                if table.as_ref().is_some_and(|want| want != name && want != full) {
                     continue;
                 }
                 found = true;
+                let shown = if qualified { full } else { name };
                 text.push_str(&format!(
-                    "{name}  ({}, {})\n",
-                    t.layout.model, t.layout.json_path
+                    "{shown}  ({}, {})\n",
+                    layout.model, layout.json_path
                 ));
-                for (col, ty) in t.layout.sql_columns() {
+                for (col, ty) in layout.sql_columns() {
                     text.push_str(&format!("  {col:<32} {ty}\n"));
                 }
             }

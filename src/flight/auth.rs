@@ -1,18 +1,33 @@
 //! Authentication: HTTP Basic credentials in `Handshake` (or on any call)
 //! become a bearer token, accepted on every later call.
+//!
+//! With a Cyoda source in passthrough mode, callers may also be Cyoda
+//! identities: a client id and secret (exchanged at the service for an
+//! access token), or an access token given as the password with an empty
+//! user name. The access token itself is then the bearer token; it is
+//! verified against the service's JWKS and forwarded upstream.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use tonic::Status;
 use tonic::metadata::MetadataMap;
+use tsql_cyoda::{CyodaService, Identity};
+use tsql_entity_tables::{UpstreamError, UpstreamErrorKind};
 
 use crate::config::User;
+use crate::engine::Caller;
 
 /// Tokens unused this long expire; the client logs in again.
 const TOKEN_IDLE_LIMIT: Duration = Duration::from_secs(12 * 3600);
+
+/// A verified Cyoda token is trusted this long before it is checked again.
+const VERIFIED_FOR: Duration = Duration::from_secs(60);
+
+/// At most this many verified tokens and logins are remembered.
+const MAX_REMEMBERED: usize = 10_000;
 
 /// Checks credentials and hands out bearer tokens.
 #[derive(Debug)]
@@ -20,14 +35,51 @@ pub struct Authenticator {
     users: Vec<User>,
     /// Token → (user, last use).
     tokens: Mutex<HashMap<String, (String, Instant)>>,
+    /// The Cyoda service that vouches for callers' own identities.
+    upstream: Option<Arc<CyodaService>>,
+    /// Cyoda token → (identity, when verified).
+    verified: Mutex<HashMap<String, (Identity, Instant)>>,
+    /// Digest of client id and secret → identity (until its token is near expiry).
+    logins: Mutex<HashMap<Vec<u8>, Identity>>,
+}
+
+/// An upstream failure as the status a client gets.
+pub fn upstream_status(e: &UpstreamError) -> Status {
+    match e.kind {
+        UpstreamErrorKind::Unauthenticated => Status::unauthenticated(e.message.clone()),
+        UpstreamErrorKind::PermissionDenied => Status::permission_denied(e.message.clone()),
+        UpstreamErrorKind::Timeout => Status::deadline_exceeded(e.message.clone()),
+        UpstreamErrorKind::NotFound => Status::not_found(e.message.clone()),
+        UpstreamErrorKind::Unavailable | UpstreamErrorKind::BadAnswer => {
+            Status::unavailable(e.message.clone())
+        }
+    }
+}
+
+fn remember<K: std::hash::Hash + Eq, V>(map: &mut HashMap<K, V>, key: K, value: V, keep: impl Fn(&V) -> bool) {
+    if map.len() >= MAX_REMEMBERED {
+        map.retain(|_, v| keep(v));
+        if map.len() >= MAX_REMEMBERED {
+            map.clear();
+        }
+    }
+    map.insert(key, value);
+}
+
+fn not_expired(identity: &Identity) -> bool {
+    let now = chrono::Utc::now().timestamp();
+    identity.expires.is_none_or(|exp| exp - 30 > now)
 }
 
 impl Authenticator {
-    /// Accepts the given users.
-    pub fn new(users: Vec<User>) -> Self {
+    /// Accepts the given users, and Cyoda identities when `upstream` is set.
+    pub fn new(users: Vec<User>, upstream: Option<Arc<CyodaService>>) -> Self {
         Authenticator {
             users,
             tokens: Mutex::new(HashMap::new()),
+            upstream,
+            verified: Mutex::new(HashMap::new()),
+            logins: Mutex::new(HashMap::new()),
         }
     }
 
@@ -47,29 +99,86 @@ impl Authenticator {
         }
     }
 
-    /// Checks `user`/`password`; a password that is a valid token of the
-    /// same user is accepted too.
-    fn verify(&self, user: &str, password: &str) -> Result<(), Status> {
-        let ok = self
-            .users
+    /// True when `user`/`password` is a configured user, or a valid token of the same user.
+    fn local(&self, user: &str, password: &str) -> bool {
+        self.users
             .iter()
             .any(|u| u.name == user && u.verify(password))
             || self
                 .token_user(password)
-                .is_some_and(|u| u == user || user.is_empty());
-        if ok {
-            Ok(())
-        } else {
-            Err(Status::unauthenticated(format!(
-                "wrong user name or password for user '{user}': check the credentials configured on the server"
-            )))
+                .is_some_and(|u| u == user || user.is_empty())
+    }
+
+    fn refused(user: &str) -> Status {
+        Status::unauthenticated(format!(
+            "wrong user name or password for user '{user}': check the credentials configured on the server"
+        ))
+    }
+
+    /// A Cyoda access token, verified (and remembered for a minute).
+    async fn cyoda_token(&self, service: &CyodaService, token: &str) -> Result<Identity, Status> {
+        if let Some((identity, at)) = self.verified.lock().expect("not poisoned").get(token) {
+            if at.elapsed() < VERIFIED_FOR && not_expired(identity) {
+                return Ok(identity.clone());
+            }
+        }
+        let identity = service.verify_token(token).await.map_err(|e| upstream_status(&e))?;
+        let mut verified = self.verified.lock().expect("not poisoned");
+        remember(&mut verified, token.to_string(), (identity.clone(), Instant::now()), |(i, at)| {
+            at.elapsed() < VERIFIED_FOR && not_expired(i)
+        });
+        Ok(identity)
+    }
+
+    /// A Cyoda client id and secret, logged in at the service (remembered until near expiry).
+    async fn cyoda_login(&self, service: &CyodaService, id: &str, secret: &str) -> Result<Identity, Status> {
+        let key = ring::digest::digest(&ring::digest::SHA256, format!("{id}\0{secret}").as_bytes())
+            .as_ref()
+            .to_vec();
+        if let Some(identity) = self.logins.lock().expect("not poisoned").get(&key) {
+            if not_expired(identity) {
+                return Ok(identity.clone());
+            }
+        }
+        let identity = service.login(id, secret).await.map_err(|e| upstream_status(&e))?;
+        remember(&mut self.logins.lock().expect("not poisoned"), key, identity.clone(), not_expired);
+        Ok(identity)
+    }
+
+    fn cyoda_caller(identity: Identity) -> Caller {
+        Caller {
+            name: format!("{}@{}", identity.subject, identity.tenant),
+            upstream: Some(identity),
         }
     }
 
-    /// Checks `user`/`password` (a password that is a valid token is accepted too)
-    /// and returns a new bearer token.
-    pub fn login(&self, user: &str, password: &str) -> Result<String, Status> {
-        self.verify(user, password)?;
+    /// The caller behind `user`/`password`: a configured user (or one of its
+    /// tokens), else a Cyoda identity when passthrough is on.
+    async fn basic_caller(&self, user: &str, password: &str) -> Result<Caller, Status> {
+        if self.local(user, password) {
+            return Ok(Caller::named(user));
+        }
+        let Some(service) = &self.upstream else {
+            return Err(Self::refused(user));
+        };
+        let identity = if user.is_empty() {
+            self.cyoda_token(service, password).await?
+        } else {
+            self.cyoda_login(service, user, password).await?
+        };
+        Ok(Self::cyoda_caller(identity))
+    }
+
+    /// Checks `user`/`password` (a password that is a valid token is accepted
+    /// too) and returns a bearer token: a new one for a configured user, the
+    /// Cyoda access token for a Cyoda identity.
+    pub async fn login(&self, user: &str, password: &str) -> Result<String, Status> {
+        let caller = self.basic_caller(user, password).await?;
+        if let Some(identity) = caller.upstream {
+            return identity
+                .token
+                .ok_or_else(|| Status::internal("a Cyoda identity without a token"));
+        }
         let token = uuid::Uuid::new_v4().simple().to_string();
         let now = Instant::now();
         let mut tokens = self.tokens.lock().expect("not poisoned");
@@ -79,32 +188,38 @@ impl Authenticator {
     }
 
     /// Logs in with the `authorization: Basic …` header of a handshake.
-    pub fn handshake(&self, metadata: &MetadataMap) -> Result<String, Status> {
+    pub async fn handshake(&self, metadata: &MetadataMap) -> Result<String, Status> {
         let header = authorization(metadata)?;
         if let Some(token) = header.strip_prefix("Bearer ") {
-            if self.token_user(token).is_some() {
-                return Ok(token.to_string());
-            }
-            return Err(Status::unauthenticated(
-                "the bearer token is unknown or expired: log in again with user and password",
-            ));
+            self.bearer(token.trim()).await?;
+            return Ok(token.trim().to_string());
         }
         let (user, password) = basic(header)?;
-        self.login(&user, &password)
+        self.login(&user, &password).await
     }
 
-    /// The user behind a call's `authorization` header (bearer token or basic credentials).
-    pub fn check(&self, metadata: &MetadataMap) -> Result<String, Status> {
+    async fn bearer(&self, token: &str) -> Result<Caller, Status> {
+        if let Some(user) = self.token_user(token) {
+            return Ok(Caller::named(&user));
+        }
+        match &self.upstream {
+            Some(service) if token.matches('.').count() == 2 => {
+                Ok(Self::cyoda_caller(self.cyoda_token(service, token).await?))
+            }
+            _ => Err(Status::unauthenticated(
+                "the bearer token is unknown or expired: log in again with user and password",
+            )),
+        }
+    }
+
+    /// The caller behind a call's `authorization` header (bearer token or basic credentials).
+    pub async fn check(&self, metadata: &MetadataMap) -> Result<Caller, Status> {
         let header = authorization(metadata)?;
         if let Some(token) = header.strip_prefix("Bearer ") {
-            return self.token_user(token.trim()).ok_or_else(|| {
-                Status::unauthenticated(
-                    "the bearer token is unknown or expired: log in again with user and password",
-                )
-            });
+            return self.bearer(token.trim()).await;
         }
         let (user, password) = basic(header)?;
-        self.verify(&user, &password).map(|_| user)
+        self.basic_caller(&user, &password).await
     }
 }
 

@@ -3,10 +3,15 @@
 use datafusion::error::DataFusionError;
 use tonic::Status;
 
-/// Maps an engine error to a status: syntax → InvalidArgument, unknown
-/// table → NotFound, planning → InvalidArgument, data problems →
-/// FailedPrecondition, anything else → Internal (logged with a query id).
+/// Maps an engine error to a status: a failing upstream service →
+/// Unavailable / DeadlineExceeded / Unauthenticated (by what happened),
+/// syntax → InvalidArgument, unknown table → NotFound, planning →
+/// InvalidArgument, data problems → FailedPrecondition, anything else →
+/// Internal (logged with a query id).
 pub fn to_status(e: DataFusionError) -> Status {
+    if let Some(upstream) = tsql_entity_tables::UpstreamError::find(&e) {
+        return super::auth::upstream_status(upstream);
+    }
     let inner = match &e {
         DataFusionError::Context(_, inner) => inner.as_ref(),
         other => other,

@@ -53,6 +53,7 @@ use super::session_protocol::{
 };
 use super::ticket::QueryTicket;
 use super::types::{to_wire, wire_schema, with_column_metadata};
+use crate::engine::Caller;
 use crate::{Engine, QueryExecutor};
 
 type DoGetStream =
@@ -109,8 +110,13 @@ impl TsqlFlightSql {
         }
     }
 
-    fn user<T>(&self, request: &Request<T>) -> Result<String, Status> {
-        self.auth.check(request.metadata())
+    /// Who makes the call (checked credentials).
+    fn caller<T>(
+        &self,
+        request: &Request<T>,
+    ) -> impl std::future::Future<Output = Result<Caller, Status>> + Send + '_ {
+        let metadata = request.metadata().clone();
+        async move { self.auth.check(&metadata).await }
     }
 
     /// The default catalog and schema of the caller's session.
@@ -127,6 +133,7 @@ impl TsqlFlightSql {
     /// Plans `sql` (with `params` bound) under the given defaults, on the query threads.
     async fn plan(
         &self,
+        caller: &Caller,
         catalog: &str,
         schema: &str,
         sql: String,
@@ -134,6 +141,8 @@ impl TsqlFlightSql {
     ) -> Result<DataFrame, Status> {
         let engine = self
             .engine
+            .for_caller(caller)
+            .await
             .with_defaults(catalog, schema)
             .map_err(to_status)?;
         self.executor
@@ -214,13 +223,13 @@ impl TsqlFlightSql {
 
     /// The FlightInfo of a metadata command: its result schema and a ticket
     /// that is the command itself.
-    fn describe(
+    async fn describe(
         &self,
         request: Request<FlightDescriptor>,
         schema: &Schema,
         command: Vec<u8>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.user(&request)?;
+        self.caller(&request).await?;
         Ok(Response::new(Self::flight_info(
             schema,
             command,
@@ -229,18 +238,18 @@ impl TsqlFlightSql {
     }
 
     /// An empty answer of `schema` (keys: tsql tables have none), for a known caller.
-    fn no_rows<T>(
+    async fn no_rows<T>(
         &self,
         request: &Request<T>,
         schema: Schema,
     ) -> Result<Response<DoGetStream>, Status> {
-        self.user(request)?;
+        self.caller(request).await?;
         Ok(Self::batch_stream(RecordBatch::new_empty(Arc::new(schema))))
     }
 
     /// The answer to anything that would write, for a known caller.
-    fn refuse_write<T, R>(&self, request: &Request<T>) -> Result<R, Status> {
-        self.user(request)?;
+    async fn refuse_write<T, R>(&self, request: &Request<T>) -> Result<R, Status> {
+        self.caller(request).await?;
         Err(Status::permission_denied(READ_ONLY))
     }
 
@@ -450,7 +459,7 @@ impl FlightSqlService for TsqlFlightSql {
         Response<Pin<Box<dyn Stream<Item = Result<HandshakeResponse, Status>> + Send>>>,
         Status,
     > {
-        let token = self.auth.handshake(request.metadata())?;
+        let token = self.auth.handshake(request.metadata()).await?;
         let reply = HandshakeResponse {
             protocol_version: 0,
             payload: token.clone().into(),
@@ -469,10 +478,11 @@ impl FlightSqlService for TsqlFlightSql {
         query: CommandStatementQuery,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let user = self.user(&request)?;
+        let caller = self.caller(&request).await?;
+        let user = caller.name.clone();
         let (catalog, schema) = self.session_defaults(&request, &user);
         let df = self
-            .plan(&catalog, &schema, query.query.clone(), None)
+            .plan(&caller, &catalog, &schema, query.query.clone(), None)
             .await?;
         let mut ticket = QueryTicket::new(&user, &catalog, &schema);
         ticket.sql = query.query;
@@ -484,7 +494,8 @@ impl FlightSqlService for TsqlFlightSql {
         handle: TicketStatementQuery,
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
-        let user = self.user(&request)?;
+        let caller = self.caller(&request).await?;
+        let user = caller.name.clone();
         let ticket = QueryTicket::from_bytes(&handle.statement_handle)?;
         ticket.check_user(&user)?;
         self.running.check(&ticket.execution)?;
@@ -495,7 +506,7 @@ impl FlightSqlService for TsqlFlightSql {
             (p.sql, p.params)
         };
         let df = self
-            .plan(&ticket.catalog, &ticket.schema, sql.clone(), params)
+            .plan(&caller, &ticket.catalog, &ticket.schema, sql.clone(), params)
             .await?;
         self.stream(df, &ticket, &sql)
     }
@@ -505,10 +516,11 @@ impl FlightSqlService for TsqlFlightSql {
         query: ActionCreatePreparedStatementRequest,
         request: Request<arrow_flight::Action>,
     ) -> Result<ActionCreatePreparedStatementResult, Status> {
-        let user = self.user(&request)?;
+        let caller = self.caller(&request).await?;
+        let user = caller.name.clone();
         let (catalog, schema) = self.session_defaults(&request, &user);
         let df = self
-            .plan(&catalog, &schema, query.query.clone(), None)
+            .plan(&caller, &catalog, &schema, query.query.clone(), None)
             .await?;
         let dataset = wire_schema(df.schema().as_arrow());
         let (params, expected) = parameter_schema(&df)?;
@@ -542,7 +554,8 @@ impl FlightSqlService for TsqlFlightSql {
         query: CommandPreparedStatementQuery,
         request: Request<PeekableFlightDataStream>,
     ) -> Result<DoPutPreparedStatementResult, Status> {
-        let user = self.user(&request)?;
+        let caller = self.caller(&request).await?;
+        let user = caller.name.clone();
         let prepared = self.prepared(&query.prepared_statement_handle, &user)?;
         let stream = arrow_flight::decode::FlightRecordBatchStream::new_from_flight_data(
             request.into_inner().map_err(FlightError::from),
@@ -584,9 +597,10 @@ impl FlightSqlService for TsqlFlightSql {
         query: CommandPreparedStatementQuery,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let user = self.user(&request)?;
+        let caller = self.caller(&request).await?;
+        let user = caller.name.clone();
         let p = self.prepared(&query.prepared_statement_handle, &user)?;
-        let df = self.plan(&p.catalog, &p.schema, p.sql, p.params).await?;
+        let df = self.plan(&caller, &p.catalog, &p.schema, p.sql, p.params).await?;
         let mut ticket = QueryTicket::new(&user, &p.catalog, &p.schema);
         ticket.prepared = query.prepared_statement_handle.to_vec();
         Self::execution_info(&df, &ticket, request.into_inner())
@@ -597,7 +611,8 @@ impl FlightSqlService for TsqlFlightSql {
         query: ActionClosePreparedStatementRequest,
         request: Request<arrow_flight::Action>,
     ) -> Result<(), Status> {
-        let user = self.user(&request)?;
+        let caller = self.caller(&request).await?;
+        let user = caller.name.clone();
         let mut map = self.prepared.lock().expect("not poisoned");
         if map
             .get(query.prepared_statement_handle.as_ref())
@@ -613,7 +628,8 @@ impl FlightSqlService for TsqlFlightSql {
         query: ActionCancelQueryRequest,
         request: Request<arrow_flight::Action>,
     ) -> Result<ActionCancelQueryResult, Status> {
-        let user = self.user(&request)?;
+        let caller = self.caller(&request).await?;
+        let user = caller.name.clone();
         let info = FlightInfo::decode(query.info.as_ref()).map_err(|e| {
             Status::invalid_argument(format!("cannot read the FlightInfo to cancel: {e}"))
         })?;
@@ -627,7 +643,8 @@ impl FlightSqlService for TsqlFlightSql {
         &self,
         request: Request<arrow_flight::Action>,
     ) -> Result<Response<ActionStream>, Status> {
-        let user = self.user(&request)?;
+        let caller = self.caller(&request).await?;
+        let user = caller.name.clone();
         match request.get_ref().r#type.as_str() {
             CANCEL_FLIGHT_INFO => {
                 let body = CancelFlightInfoRequest::decode(request.get_ref().body.as_ref())
@@ -688,7 +705,7 @@ impl FlightSqlService for TsqlFlightSql {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let schema = query.clone().into_builder().schema();
-        self.describe(request, &schema, query.as_any().encode_to_vec())
+        self.describe(request, &schema, query.as_any().encode_to_vec()).await
     }
 
     async fn do_get_catalogs(
@@ -696,7 +713,7 @@ impl FlightSqlService for TsqlFlightSql {
         query: CommandGetCatalogs,
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
-        self.user(&request)?;
+        self.caller(&request).await?;
         let mut b = query.into_builder();
         let mut names = self.engine.context().catalog_names();
         names.sort();
@@ -712,7 +729,7 @@ impl FlightSqlService for TsqlFlightSql {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let schema = query.clone().into_builder().schema();
-        self.describe(request, &schema, query.as_any().encode_to_vec())
+        self.describe(request, &schema, query.as_any().encode_to_vec()).await
     }
 
     async fn do_get_schemas(
@@ -720,7 +737,7 @@ impl FlightSqlService for TsqlFlightSql {
         query: CommandGetDbSchemas,
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
-        self.user(&request)?;
+        self.caller(&request).await?;
         let mut b = query.into_builder();
         for (c, s) in list_schemas(&self.engine) {
             b.append(c, s);
@@ -734,7 +751,7 @@ impl FlightSqlService for TsqlFlightSql {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let schema = query.clone().into_builder().schema();
-        self.describe(request, &schema, query.as_any().encode_to_vec())
+        self.describe(request, &schema, query.as_any().encode_to_vec()).await
     }
 
     async fn do_get_tables(
@@ -742,9 +759,9 @@ impl FlightSqlService for TsqlFlightSql {
         query: CommandGetTables,
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
-        self.user(&request)?;
+        let caller = self.caller(&request).await?;
         let mut b = query.into_builder();
-        let engine = self.engine.clone();
+        let engine = self.engine.for_caller(&caller).await;
         let tables = self
             .executor
             .run(async move { list_tables(&engine).await })
@@ -769,7 +786,7 @@ impl FlightSqlService for TsqlFlightSql {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let schema = query.clone().into_builder().schema();
-        self.describe(request, &schema, query.as_any().encode_to_vec())
+        self.describe(request, &schema, query.as_any().encode_to_vec()).await
     }
 
     async fn do_get_table_types(
@@ -777,7 +794,7 @@ impl FlightSqlService for TsqlFlightSql {
         query: CommandGetTableTypes,
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
-        self.user(&request)?;
+        self.caller(&request).await?;
         let mut b = query.into_builder();
         b.append("TABLE");
         b.append("VIEW");
@@ -790,7 +807,7 @@ impl FlightSqlService for TsqlFlightSql {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let schema = query.clone().into_builder(&self.sql_info).schema();
-        self.describe(request, &schema, query.as_any().encode_to_vec())
+        self.describe(request, &schema, query.as_any().encode_to_vec()).await
     }
 
     async fn do_get_sql_info(
@@ -798,7 +815,7 @@ impl FlightSqlService for TsqlFlightSql {
         query: CommandGetSqlInfo,
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
-        self.user(&request)?;
+        self.caller(&request).await?;
         let batch = query
             .into_builder(&self.sql_info)
             .build()
@@ -812,7 +829,7 @@ impl FlightSqlService for TsqlFlightSql {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let schema = query.clone().into_builder(&self.xdbc).schema();
-        self.describe(request, &schema, query.as_any().encode_to_vec())
+        self.describe(request, &schema, query.as_any().encode_to_vec()).await
     }
 
     async fn do_get_xdbc_type_info(
@@ -820,7 +837,7 @@ impl FlightSqlService for TsqlFlightSql {
         query: CommandGetXdbcTypeInfo,
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
-        self.user(&request)?;
+        self.caller(&request).await?;
         let batch = query
             .into_builder(&self.xdbc)
             .build()
@@ -837,7 +854,7 @@ impl FlightSqlService for TsqlFlightSql {
             request,
             &primary_keys_schema(),
             query.as_any().encode_to_vec(),
-        )
+        ).await
     }
 
     async fn do_get_primary_keys(
@@ -845,7 +862,7 @@ impl FlightSqlService for TsqlFlightSql {
         _query: CommandGetPrimaryKeys,
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
-        self.no_rows(&request, primary_keys_schema())
+        self.no_rows(&request, primary_keys_schema()).await
     }
 
     async fn get_flight_info_exported_keys(
@@ -857,7 +874,7 @@ impl FlightSqlService for TsqlFlightSql {
             request,
             &foreign_keys_schema(),
             query.as_any().encode_to_vec(),
-        )
+        ).await
     }
 
     async fn do_get_exported_keys(
@@ -865,7 +882,7 @@ impl FlightSqlService for TsqlFlightSql {
         _query: CommandGetExportedKeys,
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
-        self.no_rows(&request, foreign_keys_schema())
+        self.no_rows(&request, foreign_keys_schema()).await
     }
 
     async fn get_flight_info_imported_keys(
@@ -877,7 +894,7 @@ impl FlightSqlService for TsqlFlightSql {
             request,
             &foreign_keys_schema(),
             query.as_any().encode_to_vec(),
-        )
+        ).await
     }
 
     async fn do_get_imported_keys(
@@ -885,7 +902,7 @@ impl FlightSqlService for TsqlFlightSql {
         _query: CommandGetImportedKeys,
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
-        self.no_rows(&request, foreign_keys_schema())
+        self.no_rows(&request, foreign_keys_schema()).await
     }
 
     async fn get_flight_info_cross_reference(
@@ -897,7 +914,7 @@ impl FlightSqlService for TsqlFlightSql {
             request,
             &foreign_keys_schema(),
             query.as_any().encode_to_vec(),
-        )
+        ).await
     }
 
     async fn do_get_cross_reference(
@@ -905,7 +922,7 @@ impl FlightSqlService for TsqlFlightSql {
         _query: CommandGetCrossReference,
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
-        self.no_rows(&request, foreign_keys_schema())
+        self.no_rows(&request, foreign_keys_schema()).await
     }
 
     async fn do_put_statement_update(
@@ -913,7 +930,7 @@ impl FlightSqlService for TsqlFlightSql {
         _query: CommandStatementUpdate,
         request: Request<PeekableFlightDataStream>,
     ) -> Result<i64, Status> {
-        self.refuse_write(&request)
+        self.refuse_write(&request).await
     }
 
     async fn do_put_statement_ingest(
@@ -921,7 +938,7 @@ impl FlightSqlService for TsqlFlightSql {
         _query: CommandStatementIngest,
         request: Request<PeekableFlightDataStream>,
     ) -> Result<i64, Status> {
-        self.refuse_write(&request)
+        self.refuse_write(&request).await
     }
 
     async fn do_put_prepared_statement_update(
@@ -929,7 +946,7 @@ impl FlightSqlService for TsqlFlightSql {
         _query: CommandPreparedStatementUpdate,
         request: Request<PeekableFlightDataStream>,
     ) -> Result<i64, Status> {
-        self.refuse_write(&request)
+        self.refuse_write(&request).await
     }
 
     async fn do_get_fallback(
@@ -937,7 +954,7 @@ impl FlightSqlService for TsqlFlightSql {
         request: Request<Ticket>,
         message: Any,
     ) -> Result<Response<DoGetStream>, Status> {
-        self.user(&request)?;
+        self.caller(&request).await?;
         Err(Status::invalid_argument(format!(
             "tsql does not know tickets of type {}",
             message.type_url

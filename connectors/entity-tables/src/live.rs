@@ -126,6 +126,16 @@ impl LiveSchema {
     }
 }
 
+impl LiveSchema {
+    /// Every table with its layout, by name.
+    pub fn layouts(&self) -> Vec<(String, Arc<TableLayout>)> {
+        self.tables
+            .iter()
+            .map(|(name, (_, layout))| (name.clone(), layout.clone()))
+            .collect()
+    }
+}
+
 #[async_trait]
 impl SchemaProvider for LiveSchema {
     fn table_names(&self) -> Vec<String> {
