@@ -111,49 +111,84 @@ impl SourceConfig {
                 let data = match (&self.data, self.demo.unwrap_or(false)) {
                     (Some(d), false) => crate::DataSource::Folder(d.clone()),
                     (None, true) => crate::DataSource::Demo,
-                    _ => return Err(format!("{at}: a files source needs either `data` (a folder) or `demo = true`")),
+                    _ => {
+                        return Err(format!(
+                            "{at}: a files source needs either `data` (a folder) or `demo = true`"
+                        ));
+                    }
                 };
-                Ok(crate::Source::Files { catalog: self.catalog.clone(), schema, data })
+                Ok(crate::Source::Files {
+                    catalog: self.catalog.clone(),
+                    schema,
+                    data,
+                })
             }
             "cyoda" => {
-                let url = self
-                    .url
-                    .clone()
-                    .ok_or_else(|| format!("{at}: a cyoda source needs `url`, e.g. \"http://cpm.internal:8080/api\""))?;
+                let url = self.url.clone().ok_or_else(|| {
+                    format!(
+                        "{at}: a cyoda source needs `url`, e.g. \"http://cpm.internal:8080/api\""
+                    )
+                })?;
                 if !(url.starts_with("http://") || url.starts_with("https://")) {
-                    return Err(format!("{at}: url \"{url}\" must start with http:// or https://"));
+                    return Err(format!(
+                        "{at}: url \"{url}\" must start with http:// or https://"
+                    ));
                 }
                 let auth = match (self.auth.as_deref(), &self.client_id, &self.client_secret) {
                     (Some("passthrough"), None, None) => tsql_cyoda::CyodaAuth::Passthrough,
-                    (None, Some(id), Some(secret)) => tsql_cyoda::CyodaAuth::Client { id: id.clone(), secret: secret.clone() },
+                    (None, Some(id), Some(secret)) => tsql_cyoda::CyodaAuth::Client {
+                        id: id.clone(),
+                        secret: secret.clone(),
+                    },
                     (None, None, None) => tsql_cyoda::CyodaAuth::None,
                     (Some(other), None, None) => {
-                        return Err(format!("{at}: auth must be \"passthrough\" (or leave it out and give client_id and client_secret), not \"{other}\""));
+                        return Err(format!(
+                            "{at}: auth must be \"passthrough\" (or leave it out and give client_id and client_secret), not \"{other}\""
+                        ));
                     }
                     _ => {
-                        return Err(format!("{at}: give either auth = \"passthrough\" or both client_id and client_secret"));
+                        return Err(format!(
+                            "{at}: give either auth = \"passthrough\" or both client_id and client_secret"
+                        ));
                     }
                 };
                 let mut options = tsql_cyoda::CyodaOptions::new(&url, auth);
                 let seconds = |v: Option<f64>, name: &str, default: std::time::Duration| match v {
                     None => Ok(default),
-                    Some(s) if s > 0.0 && s.is_finite() => Ok(std::time::Duration::from_secs_f64(s)),
-                    Some(s) => Err(format!("{at}: {name} must be a positive number of seconds, not {s}")),
+                    Some(s) if s > 0.0 && s.is_finite() => {
+                        Ok(std::time::Duration::from_secs_f64(s))
+                    }
+                    Some(s) => Err(format!(
+                        "{at}: {name} must be a positive number of seconds, not {s}"
+                    )),
                 };
-                options.timeout = seconds(self.timeout_seconds, "timeout_seconds", options.timeout)?;
-                options.metadata_ttl = seconds(self.metadata_ttl_seconds, "metadata_ttl_seconds", options.metadata_ttl)?;
+                options.timeout =
+                    seconds(self.timeout_seconds, "timeout_seconds", options.timeout)?;
+                options.metadata_ttl = seconds(
+                    self.metadata_ttl_seconds,
+                    "metadata_ttl_seconds",
+                    options.metadata_ttl,
+                )?;
                 if let Some(p) = self.page_size {
                     if !(1..=10_000).contains(&p) {
-                        return Err(format!("{at}: page_size must be between 1 and 10000 (the service's maximum), not {p}"));
+                        return Err(format!(
+                            "{at}: page_size must be between 1 and 10000 (the service's maximum), not {p}"
+                        ));
                     }
                     options.page_size = p;
                 }
                 if let Some(n) = self.pages_in_flight {
                     options.pages_in_flight = n.max(1);
                 }
-                Ok(crate::Source::Cyoda { catalog: self.catalog.clone(), schema, options })
+                Ok(crate::Source::Cyoda {
+                    catalog: self.catalog.clone(),
+                    schema,
+                    options,
+                })
             }
-            other => Err(format!("{at}: kind must be \"cyoda\" or \"files\", not \"{other}\"")),
+            other => Err(format!(
+                "{at}: kind must be \"cyoda\" or \"files\", not \"{other}\""
+            )),
         }
     }
 }

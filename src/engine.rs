@@ -156,7 +156,8 @@ impl Engine {
     pub fn with_sources(sources: &[Source], options: EngineOptions) -> Result<Engine> {
         let Some(first) = sources.first() else {
             return Err(DataFusionError::Plan(
-                "no sources: give --data DIR, --demo, or [[source]] entries in the config file".into(),
+                "no sources: give --data DIR, --demo, or [[source]] entries in the config file"
+                    .into(),
             ));
         };
         for (i, s) in sources.iter().enumerate() {
@@ -215,7 +216,8 @@ impl Engine {
                     schema,
                     options,
                 } => {
-                    let service = CyodaService::new(options.clone()).map_err(DataFusionError::from)?;
+                    let service =
+                        CyodaService::new(options.clone()).map_err(DataFusionError::from)?;
                     // Until a caller's identity fills it, the schema is empty.
                     catalog
                         .register_schema(schema, Arc::new(MemorySchemaProvider::new()))
@@ -264,13 +266,14 @@ impl Engine {
             }
         }
         for l in self.live.iter() {
-            let schema: Arc<dyn SchemaProvider> = match l.service.identity(caller.upstream.as_ref()).await {
-                Ok(identity) => match l.service.schema(identity, self.scan.clone()).await {
-                    Ok(s) => s,
+            let schema: Arc<dyn SchemaProvider> =
+                match l.service.identity(caller.upstream.as_ref()).await {
+                    Ok(identity) => match l.service.schema(identity, self.scan.clone()).await {
+                        Ok(s) => s,
+                        Err(e) => Arc::new(UnavailableSchema(e)),
+                    },
                     Err(e) => Arc::new(UnavailableSchema(e)),
-                },
-                Err(e) => Arc::new(UnavailableSchema(e)),
-            };
+                };
             let catalog = MemoryCatalogProvider::new();
             catalog
                 .register_schema(&l.schema, schema)
@@ -295,11 +298,15 @@ impl Engine {
         let mut catalogs = self.ctx.catalog_names();
         catalogs.sort();
         for c in catalogs {
-            let Some(catalog) = self.ctx.catalog(&c) else { continue };
+            let Some(catalog) = self.ctx.catalog(&c) else {
+                continue;
+            };
             let mut schemas = catalog.schema_names();
             schemas.sort();
             for s in schemas {
-                let Some(schema) = catalog.schema(&s) else { continue };
+                let Some(schema) = catalog.schema(&s) else {
+                    continue;
+                };
                 let any: &dyn std::any::Any = schema.as_ref();
                 let prefix = format!("{c}.{s}.");
                 if let Some(entities) = any.downcast_ref::<EntitySchema>() {
@@ -379,7 +386,6 @@ impl Engine {
     pub fn context(&self) -> &SessionContext {
         &self.ctx
     }
-
 
     /// Records skipped so far under `--on-bad-record skip`, and the first reason.
     pub fn skipped_records(&self) -> (usize, Option<String>) {

@@ -44,6 +44,7 @@ impl QueryExecutor {
             .worker_threads(threads.max(1))
             .thread_name("tsql-query")
             .enable_time()
+            .enable_io()
             .build()?;
         let handle = runtime.handle().clone();
         let (stop, stopped) = oneshot::channel::<()>();

@@ -6,8 +6,8 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use tsql::output::{Format, write_results};
 use tsql::{Caller, DataSource, Engine, EngineOptions, Source};
-use tsql_entity_tables::{CATALOG, SCHEMA};
 use tsql_entity_tables::BadRecordPolicy;
+use tsql_entity_tables::{CATALOG, SCHEMA};
 
 /// SQL over Cyoda entities.
 ///
@@ -350,7 +350,10 @@ async fn run(cli: Cli) -> datafusion::error::Result<()> {
             let mut text = String::new();
             for (full, layout) in tables.iter() {
                 let name = full.rsplit('.').next().unwrap_or(full);
-                if table.as_ref().is_some_and(|want| want != name && want != full) {
+                if table
+                    .as_ref()
+                    .is_some_and(|want| want != name && want != full)
+                {
                     continue;
                 }
                 found = true;

@@ -13,6 +13,12 @@
 //! queries test that the next query sees them.
 //!
 //! `cargo test --test sqllogictests -- <filter>` runs only files whose name contains `<filter>`.
+//!
+//! The differential mode (used by `tests/python/test_cyoda.py`): with
+//! `TSQL_SLT_CONFIG=<tsql.toml>` the engine reads the config file's
+//! `[[source]]` entries instead, unqualified names resolve in catalog
+//! `TSQL_SLT_CATALOG`, and the files come from `TSQL_SLT_DIR`. The same files
+//! run once per catalog must give the same answers.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -21,7 +27,7 @@ use arrow::util::display::{ArrayFormatter, FormatOptions};
 use async_trait::async_trait;
 use futures::StreamExt;
 use sqllogictest::{AsyncDB, DBOutput, DefaultColumnType};
-use tsql::{DataSource, Engine, EngineOptions};
+use tsql::{Caller, DataSource, Engine, EngineOptions};
 use tsql_entity_tables::BadRecordPolicy;
 
 #[derive(Debug)]
@@ -56,6 +62,25 @@ impl TsqlDb {
 
     fn engine(&mut self) -> Result<&Engine, TestError> {
         if self.engine.is_none() {
+            if let Ok(config) = std::env::var("TSQL_SLT_CONFIG") {
+                let file = tsql::config::FileConfig::load(Path::new(&config)).map_err(TestError)?;
+                let sources = file
+                    .sources
+                    .iter()
+                    .map(|s| s.to_source())
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(TestError)?;
+                let engine = Engine::with_sources(
+                    &sources,
+                    EngineOptions {
+                        on_bad_record: self.policy,
+                        schema: None,
+                    },
+                )
+                .map_err(|e| TestError(e.to_string()))?;
+                self.engine = Some(engine);
+                return Ok(self.engine.as_ref().expect("just opened"));
+            }
             let source = if self.demo {
                 DataSource::Demo
             } else {
@@ -147,7 +172,12 @@ impl AsyncDB for TsqlDb {
                 .command(sql.trim_start())?
                 .expect("tsql: commands are handled"));
         }
-        let engine = self.engine()?.clone();
+        let mut engine = self.engine()?.for_caller(&Caller::named("slt")).await;
+        if let Ok(catalog) = std::env::var("TSQL_SLT_CATALOG") {
+            engine = engine
+                .with_defaults(&catalog, tsql_entity_tables::SCHEMA)
+                .map_err(|e| TestError(e.to_string()))?;
+        }
         let mut stream = engine
             .execute(sql)
             .await
@@ -217,7 +247,10 @@ fn slt_files(dir: &Path, filter: Option<&str>) -> Vec<PathBuf> {
 
 fn main() {
     let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("sql-tests");
+    let dir = match std::env::var("TSQL_SLT_DIR") {
+        Ok(d) => PathBuf::from(d),
+        Err(_) => Path::new(env!("CARGO_MANIFEST_DIR")).join("sql-tests"),
+    };
     let files = slt_files(&dir, filter.as_deref());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

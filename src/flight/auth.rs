@@ -56,7 +56,12 @@ pub fn upstream_status(e: &UpstreamError) -> Status {
     }
 }
 
-fn remember<K: std::hash::Hash + Eq, V>(map: &mut HashMap<K, V>, key: K, value: V, keep: impl Fn(&V) -> bool) {
+fn remember<K: std::hash::Hash + Eq, V>(
+    map: &mut HashMap<K, V>,
+    key: K,
+    value: V,
+    keep: impl Fn(&V) -> bool,
+) {
     if map.len() >= MAX_REMEMBERED {
         map.retain(|_, v| keep(v));
         if map.len() >= MAX_REMEMBERED {
@@ -122,16 +127,27 @@ impl Authenticator {
                 return Ok(identity.clone());
             }
         }
-        let identity = service.verify_token(token).await.map_err(|e| upstream_status(&e))?;
+        let identity = service
+            .verify_token(token)
+            .await
+            .map_err(|e| upstream_status(&e))?;
         let mut verified = self.verified.lock().expect("not poisoned");
-        remember(&mut verified, token.to_string(), (identity.clone(), Instant::now()), |(i, at)| {
-            at.elapsed() < VERIFIED_FOR && not_expired(i)
-        });
+        remember(
+            &mut verified,
+            token.to_string(),
+            (identity.clone(), Instant::now()),
+            |(i, at)| at.elapsed() < VERIFIED_FOR && not_expired(i),
+        );
         Ok(identity)
     }
 
     /// A Cyoda client id and secret, logged in at the service (remembered until near expiry).
-    async fn cyoda_login(&self, service: &CyodaService, id: &str, secret: &str) -> Result<Identity, Status> {
+    async fn cyoda_login(
+        &self,
+        service: &CyodaService,
+        id: &str,
+        secret: &str,
+    ) -> Result<Identity, Status> {
         let key = ring::digest::digest(&ring::digest::SHA256, format!("{id}\0{secret}").as_bytes())
             .as_ref()
             .to_vec();
@@ -140,8 +156,16 @@ impl Authenticator {
                 return Ok(identity.clone());
             }
         }
-        let identity = service.login(id, secret).await.map_err(|e| upstream_status(&e))?;
-        remember(&mut self.logins.lock().expect("not poisoned"), key, identity.clone(), not_expired);
+        let identity = service
+            .login(id, secret)
+            .await
+            .map_err(|e| upstream_status(&e))?;
+        remember(
+            &mut self.logins.lock().expect("not poisoned"),
+            key,
+            identity.clone(),
+            not_expired,
+        );
         Ok(identity)
     }
 

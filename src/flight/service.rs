@@ -506,7 +506,13 @@ impl FlightSqlService for TsqlFlightSql {
             (p.sql, p.params)
         };
         let df = self
-            .plan(&caller, &ticket.catalog, &ticket.schema, sql.clone(), params)
+            .plan(
+                &caller,
+                &ticket.catalog,
+                &ticket.schema,
+                sql.clone(),
+                params,
+            )
             .await?;
         self.stream(df, &ticket, &sql)
     }
@@ -600,7 +606,9 @@ impl FlightSqlService for TsqlFlightSql {
         let caller = self.caller(&request).await?;
         let user = caller.name.clone();
         let p = self.prepared(&query.prepared_statement_handle, &user)?;
-        let df = self.plan(&caller, &p.catalog, &p.schema, p.sql, p.params).await?;
+        let df = self
+            .plan(&caller, &p.catalog, &p.schema, p.sql, p.params)
+            .await?;
         let mut ticket = QueryTicket::new(&user, &p.catalog, &p.schema);
         ticket.prepared = query.prepared_statement_handle.to_vec();
         Self::execution_info(&df, &ticket, request.into_inner())
@@ -705,7 +713,8 @@ impl FlightSqlService for TsqlFlightSql {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let schema = query.clone().into_builder().schema();
-        self.describe(request, &schema, query.as_any().encode_to_vec()).await
+        self.describe(request, &schema, query.as_any().encode_to_vec())
+            .await
     }
 
     async fn do_get_catalogs(
@@ -729,7 +738,8 @@ impl FlightSqlService for TsqlFlightSql {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let schema = query.clone().into_builder().schema();
-        self.describe(request, &schema, query.as_any().encode_to_vec()).await
+        self.describe(request, &schema, query.as_any().encode_to_vec())
+            .await
     }
 
     async fn do_get_schemas(
@@ -751,7 +761,8 @@ impl FlightSqlService for TsqlFlightSql {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let schema = query.clone().into_builder().schema();
-        self.describe(request, &schema, query.as_any().encode_to_vec()).await
+        self.describe(request, &schema, query.as_any().encode_to_vec())
+            .await
     }
 
     async fn do_get_tables(
@@ -786,7 +797,8 @@ impl FlightSqlService for TsqlFlightSql {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let schema = query.clone().into_builder().schema();
-        self.describe(request, &schema, query.as_any().encode_to_vec()).await
+        self.describe(request, &schema, query.as_any().encode_to_vec())
+            .await
     }
 
     async fn do_get_table_types(
@@ -807,7 +819,8 @@ impl FlightSqlService for TsqlFlightSql {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let schema = query.clone().into_builder(&self.sql_info).schema();
-        self.describe(request, &schema, query.as_any().encode_to_vec()).await
+        self.describe(request, &schema, query.as_any().encode_to_vec())
+            .await
     }
 
     async fn do_get_sql_info(
@@ -829,7 +842,8 @@ impl FlightSqlService for TsqlFlightSql {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let schema = query.clone().into_builder(&self.xdbc).schema();
-        self.describe(request, &schema, query.as_any().encode_to_vec()).await
+        self.describe(request, &schema, query.as_any().encode_to_vec())
+            .await
     }
 
     async fn do_get_xdbc_type_info(
@@ -854,7 +868,8 @@ impl FlightSqlService for TsqlFlightSql {
             request,
             &primary_keys_schema(),
             query.as_any().encode_to_vec(),
-        ).await
+        )
+        .await
     }
 
     async fn do_get_primary_keys(
@@ -874,7 +889,8 @@ impl FlightSqlService for TsqlFlightSql {
             request,
             &foreign_keys_schema(),
             query.as_any().encode_to_vec(),
-        ).await
+        )
+        .await
     }
 
     async fn do_get_exported_keys(
@@ -894,7 +910,8 @@ impl FlightSqlService for TsqlFlightSql {
             request,
             &foreign_keys_schema(),
             query.as_any().encode_to_vec(),
-        ).await
+        )
+        .await
     }
 
     async fn do_get_imported_keys(
@@ -914,7 +931,8 @@ impl FlightSqlService for TsqlFlightSql {
             request,
             &foreign_keys_schema(),
             query.as_any().encode_to_vec(),
-        ).await
+        )
+        .await
     }
 
     async fn do_get_cross_reference(

@@ -51,12 +51,12 @@ fn upstream(e: UpstreamError) -> datafusion::error::DataFusionError {
     e.into()
 }
 
-/// How many envelopes a JSON array or NDJSON text holds (without decoding them).
-fn count_envelopes(page: &[u8]) -> Result<usize, UpstreamError> {
+/// How many envelopes a JSON array or NDJSON text of `model` holds (without decoding them).
+fn count_envelopes(page: &[u8], model: &str) -> Result<usize, UpstreamError> {
     let bad = |e: tsql_entity_tables::json::JsonError| {
         UpstreamError::new(
             UpstreamErrorKind::BadAnswer,
-            format!("the Cyoda service sent malformed JSON: {e}"),
+            format!("model {model}: the Cyoda service sent malformed JSON: {e}"),
         )
     };
     let mut c = Cursor::new(page);
@@ -172,8 +172,9 @@ impl CyodaReader {
 }
 
 /// Pages `first`, `first + step`, … read by `fetch`, `in_flight` at a time,
-/// ending after the first page with fewer than `size` envelopes.
+/// ending after the first page with fewer than `size` envelopes (of `model`).
 fn striped<F, Fut>(
+    model: String,
     first: usize,
     step: usize,
     size: usize,
@@ -189,7 +190,7 @@ where
         .buffered(in_flight.max(1))
         .map(move |page| {
             let page = page?;
-            let n = count_envelopes(&page)?;
+            let n = count_envelopes(&page, &model)?;
             Ok::<_, UpstreamError>((page, n < size))
         })
         .scan(false, |ended, page| {
@@ -257,10 +258,17 @@ impl LiveSource for CyodaReader {
                     })
                     .boxed();
             }
-            return striped(partition, partitions, size, in_flight, move |p| {
-                let (me, read) = (self.clone(), read.clone());
-                async move { me.list_page(&read, p, size).await }
-            });
+            return striped(
+                read.model.to_string(),
+                partition,
+                partitions,
+                size,
+                in_flight,
+                move |p| {
+                    let (me, read) = (self.clone(), read.clone());
+                    async move { me.list_page(&read, p, size).await }
+                },
+            );
         }
         // A filtered read: a direct search; when more entities match than it
         // returns, every page of the model (the engine applies the filter).
@@ -271,12 +279,17 @@ impl LiveSource for CyodaReader {
                 Ok(found) => Ok::<EnvelopePages, UpstreamError>(
                     futures::stream::once(async move { Ok(found) }).boxed(),
                 ),
-                Err(e) if e.message.contains("SEARCH_RESULT_LIMIT") => {
-                    Ok(striped(0, 1, size, in_flight, move |p| {
+                Err(e) if e.message.contains("SEARCH_RESULT_LIMIT") => Ok(striped(
+                    read.model.to_string(),
+                    0,
+                    1,
+                    size,
+                    in_flight,
+                    move |p| {
                         let (me, read) = (self.clone(), read.clone());
                         async move { me.list_page(&read, p, size).await }
-                    }))
-                }
+                    },
+                )),
                 Err(e) => Err(e),
             }
         })

@@ -53,7 +53,7 @@ impl CyodaOptions {
             auth,
             timeout: Duration::from_secs(30),
             metadata_ttl: Duration::from_secs(2),
-            page_size: 1000,
+            page_size: 10_000,
             pages_in_flight: 2,
         }
     }

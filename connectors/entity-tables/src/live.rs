@@ -18,7 +18,6 @@ use datafusion::execution::TaskContext;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, TableType};
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
-use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
     SendableRecordBatchStream,
@@ -33,7 +32,9 @@ use crate::layout::{DeclaredTypes, ModelId, TableLayout, layout_model};
 use crate::naming::NameAllocator;
 use crate::predicate::{Field, Predicate, translate};
 use crate::shape::ObjectShape;
-use crate::table::{BATCH_ROWS, ScanOptions, bad_record, classify, query_start, selection_of};
+use crate::table::{
+    BATCH_ROWS, ScanOptions, bad_record, classify, query_start, selection_of, task_stream,
+};
 
 /// A model as a live source declares it.
 #[derive(Debug, Clone, PartialEq)]
@@ -350,7 +351,7 @@ impl ExecutionPlan for LiveScanExec {
             limit: self.read.limit,
             produced: 0,
         };
-        tokio::spawn(async move {
+        let task = tokio::spawn(async move {
             let closed = tx.clone();
             tokio::select! {
                 result = job.run(pages, &tx) => {
@@ -362,12 +363,7 @@ impl ExecutionPlan for LiveScanExec {
                 _ = closed.closed() => {}
             }
         });
-        let stream =
-            futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (b, rx)) });
-        Ok(Box::pin(RecordBatchStreamAdapter::new(
-            self.schema.clone(),
-            stream,
-        )))
+        Ok(task_stream(self.schema.clone(), rx, task))
     }
 }
 

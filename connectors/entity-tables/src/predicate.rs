@@ -237,6 +237,9 @@ pub fn translate(expr: &Expr, layout: &TableLayout) -> Option<Predicate> {
             }
             None
         }
+        // A boolean column by itself: `WHERE express`, `WHERE NOT express`.
+        Expr::Column(c) => boolean(layout, &c.name, true),
+        Expr::Not(e) => boolean(layout, bare_column(e)?, false),
         Expr::IsNull(e) => Some(Predicate::IsNull(column_field(layout, bare_column(e)?)?)),
         Expr::IsNotNull(e) => Some(Predicate::NotNull(column_field(layout, bare_column(e)?)?)),
         Expr::InList(list) if !list.negated && !list.list.is_empty() => {
@@ -288,6 +291,21 @@ pub fn translate(expr: &Expr, layout: &TableLayout) -> Option<Predicate> {
                 None => Predicate::Like(field, p),
             })
         }
+        _ => None,
+    }
+}
+
+fn boolean(layout: &TableLayout, column: &str, value: bool) -> Option<Predicate> {
+    let field = column_field(layout, column)?;
+    match &field {
+        Field::Data {
+            sql_type: SqlType::Boolean,
+            ..
+        } => Some(Predicate::Compare(
+            field,
+            CompareOp::Eq,
+            Literal::Bool(value),
+        )),
         _ => None,
     }
 }

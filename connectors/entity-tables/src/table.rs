@@ -412,14 +412,44 @@ impl ExecutionPlan for EntityScanExec {
             options: self.options.clone(),
             table: self.layout.name.clone(),
         };
-        tokio::task::spawn_blocking(move || job.run(&tx));
-        let stream =
-            futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (b, rx)) });
-        Ok(Box::pin(RecordBatchStreamAdapter::new(
-            self.schema.clone(),
-            stream,
-        )))
+        let task = tokio::task::spawn_blocking(move || job.run(&tx));
+        Ok(task_stream(self.schema.clone(), rx, task))
     }
+}
+
+/// The batches a producer task sends on `rx`, as a stream that ends with an
+/// error, not silently, when the task dies (a panic) before it finished: a
+/// cut-short scan is never presented as complete.
+pub(crate) fn task_stream(
+    schema: SchemaRef,
+    rx: tokio::sync::mpsc::Receiver<Result<arrow::array::RecordBatch>>,
+    task: tokio::task::JoinHandle<()>,
+) -> SendableRecordBatchStream {
+    let stream = futures::stream::unfold((rx, Some(task)), |(mut rx, mut task)| async move {
+        if let Some(b) = rx.recv().await {
+            return Some((b, (rx, task)));
+        }
+        match task.take()?.await {
+            Ok(()) => None,
+            Err(e) => {
+                let why = match e.try_into_panic() {
+                    Ok(p) => p
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| p.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "a panic".into()),
+                    Err(e) => e.to_string(),
+                };
+                Some((
+                    Err(DataFusionError::Execution(format!(
+                        "the scan stopped before its end ({why}); the result would be incomplete"
+                    ))),
+                    (rx, None),
+                ))
+            }
+        }
+    });
+    Box::pin(RecordBatchStreamAdapter::new(schema, stream))
 }
 
 struct PartitionJob {

@@ -1,0 +1,284 @@
+"""The Cyoda connector against a real cyoda-go (started here on free 127.0.0.1
+ports): differential answers against local entity files, point-in-time reads,
+pushdown (checked on what the service received), tenants in JWT mode, and
+faults (service down, slow, restarted mid-scan, malformed answers)."""
+
+import json
+import os
+import subprocess
+import threading
+import time
+
+import adbc_driver_flightsql.dbapi as flightsql
+import adbc_driver_manager
+import pytest
+
+from conftest import ROOT, Server
+from cyoda import ORDER_SAMPLE, Cyoda, Recorder, orders
+
+N_ORDERS = 400
+
+
+def connect(server, user="admin", password="admin"):
+    return flightsql.connect(server.uri, db_kwargs={"username": user, "password": password},
+                             autocommit=True)
+
+
+def rows(conn, sql):
+    with conn.cursor() as cur:
+        cur.execute(sql)
+        return cur.fetchall()
+
+
+def write_config(path, sources, users=True):
+    text = ""
+    if users:
+        import bcrypt
+
+        text += f'[[users]]\nname = "admin"\npassword_hash = "{bcrypt.hashpw(b"admin", bcrypt.gensalt(rounds=4)).decode()}"\n'
+
+    for s in sources:
+        text += "[[source]]\n" + "".join(
+            f"{k} = {json.dumps(v) if isinstance(v, str) else ('true' if v is True else v)}\n" for k, v in s.items()
+        )
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture(scope="module")
+def loaded(tmp_path_factory):
+    """cyoda-go (memory storage, no auth) holding N_ORDERS orders, some of them
+    updated (new revisions) and some deleted; the same current state written
+    as local entity files."""
+    root = tmp_path_factory.mktemp("cyoda")
+    service = Cyoda(root / "service")
+    service.create_model("orders", ORDER_SAMPLE)
+    docs = orders(N_ORDERS)
+    ids = service.post_entities("orders", docs)
+    for i in range(0, N_ORDERS, 10):  # every 10th order is paid again, with a new total
+        doc = dict(docs[i], status="paid", total=docs[i]["total"] + 1)
+        service.update(ids[i], doc)
+    for i in range(5, N_ORDERS, 20):  # every 20th (from the 6th) is deleted
+        service.delete(ids[i])
+    files = root / "files" / "orders" / "1"
+    files.mkdir(parents=True)
+    with open(files / "current.ndjson", "w") as f:
+        for env in service.all_envelopes("orders"):
+            f.write(json.dumps(env) + "\n")
+    yield {"service": service, "root": root, "ids": ids, "docs": docs, "files": root / "files"}
+    service.stop()
+
+
+def test_differential_slt(loaded, tmp_path):
+    """sql-tests/cyoda/*.slt answer the same through the Cyoda catalog and the files catalog."""
+    config = write_config(tmp_path / "both.toml", [
+        {"kind": "cyoda", "catalog": "cyoda", "url": loaded["service"].base},
+        {"kind": "files", "catalog": "files", "data": str(loaded["files"])},
+    ], users=False)
+    for catalog in ["files", "cyoda"]:
+        env = {**os.environ, "TSQL_SLT_CONFIG": str(config), "TSQL_SLT_CATALOG": catalog,
+               "TSQL_SLT_DIR": os.path.join(ROOT, "sql-tests", "cyoda")}
+        run = subprocess.run(["cargo", "test", "-q", "--test", "sqllogictests"], cwd=ROOT, env=env,
+                             capture_output=True, text=True)
+        assert run.returncode == 0, f"catalog {catalog}:\n{run.stdout}\n{run.stderr[-3000:]}"
+        assert "0 failed" in run.stdout and " passed" in run.stdout, run.stdout
+
+
+@pytest.fixture(scope="module")
+def proxied(loaded, tmp_path_factory):
+    """tsql serve over the loaded service through a recording proxy, plus the files catalog."""
+    service = loaded["service"]
+    proxy = Recorder(("127.0.0.1", service.ports[0]))
+    config = write_config(tmp_path_factory.mktemp("proxied") / "tsql.toml", [
+        {"kind": "cyoda", "catalog": "cyoda", "url": proxy.base, "timeout_seconds": 3,
+         "metadata_ttl_seconds": 0.5},
+        {"kind": "files", "catalog": "files", "data": str(loaded["files"])},
+    ])
+    server = Server(["--config", str(config)])
+    yield server, proxy
+    server.stop()
+    proxy.close()
+
+
+PUSHED = [
+    # (filter on orders, the condition it must become)
+    ("status = 'paid'", {"type": "simple", "jsonPath": "$.status", "operatorType": "EQUALS", "value": "paid"}),
+    ("status <> 'paid'", {"type": "simple", "jsonPath": "$.status", "operatorType": "NOT_EQUAL", "value": "paid"}),
+    ("priority > 3", {"type": "simple", "jsonPath": "$.priority", "operatorType": "GREATER_THAN", "value": 3}),
+    ("priority >= 3", {"type": "simple", "jsonPath": "$.priority", "operatorType": "GREATER_OR_EQUAL", "value": 3}),
+    ("priority < 2", {"type": "simple", "jsonPath": "$.priority", "operatorType": "LESS_THAN", "value": 2}),
+    ("priority <= 2", {"type": "simple", "jsonPath": "$.priority", "operatorType": "LESS_OR_EQUAL", "value": 2}),
+    ("total > 250.5", {"type": "simple", "jsonPath": "$.total", "operatorType": "GREATER_THAN", "value": 250.5}),
+    ("note IS NULL", {"type": "simple", "jsonPath": "$.note", "operatorType": "IS_NULL", "value": None}),
+    ("note IS NOT NULL", {"type": "simple", "jsonPath": "$.note", "operatorType": "NOT_NULL", "value": None}),
+    ("customer_name LIKE 'cust-1_'", {"type": "simple", "jsonPath": "$.customer.name", "operatorType": "LIKE", "value": "cust-1_"}),
+    ("orderid LIKE 'O-0001%'", {"type": "simple", "jsonPath": "$.orderId", "operatorType": "STARTS_WITH", "value": "O-0001"}),
+    ("express = true", {"type": "simple", "jsonPath": "$.express", "operatorType": "EQUALS", "value": True}),
+    ("state = 'CREATED'", {"type": "lifecycle", "field": "state", "operatorType": "EQUALS", "value": "CREATED"}),
+    ("channel IN ('web', 'phone')", {"type": "group", "operator": "OR", "conditions": [
+        {"type": "simple", "jsonPath": "$.channel", "operatorType": "EQUALS", "value": "web"},
+        {"type": "simple", "jsonPath": "$.channel", "operatorType": "EQUALS", "value": "phone"}]}),
+    ("(channel = 'web' OR priority = 1)", {"type": "group", "operator": "OR", "conditions": [
+        {"type": "simple", "jsonPath": "$.channel", "operatorType": "EQUALS", "value": "web"},
+        {"type": "simple", "jsonPath": "$.priority", "operatorType": "EQUALS", "value": 1}]}),
+    ("placedAt > TIMESTAMP '2024-06-01 00:00:00+00:00'".replace("placedAt", "placedat"),
+     {"type": "simple", "jsonPath": "$.placedAt", "operatorType": "GREATER_THAN", "value": "2024-06-01T00:00:00Z"}),
+]
+
+
+def explain_condition(conn, sql):
+    plan = "\n".join(str(r[1]) for r in rows(conn, "EXPLAIN " + sql))
+    assert "condition=" in plan, plan
+    text = plan.split("condition=", 1)[1]
+    return json.JSONDecoder().raw_decode(text)[0]
+
+
+@pytest.mark.parametrize("where,expected", PUSHED, ids=[p[0] for p in PUSHED])
+def test_pushdown_reaches_the_service(proxied, where, expected):
+    server, proxy = proxied
+    sql = f"SELECT orderid FROM cyoda.entities.orders WHERE {where} ORDER BY orderid"
+    with connect(server) as conn:
+        assert explain_condition(conn, sql) == expected
+        before = len(proxy.searches())
+        got = rows(conn, sql)
+        sent = [json.loads(b) for (_, _, b) in proxy.searches()[before:]]
+        assert expected in sent, sent
+        # The same filter over the same entities as local files (not pushed).
+        want = rows(conn, sql.replace("cyoda.entities", "files.entities"))
+    assert got == want and len(got) > 0
+
+
+def test_child_table_filters_become_array_paths_and_two_filters_an_and_group(proxied):
+    server, proxy = proxied
+    sql = ("SELECT entity_id, index_0, qty FROM cyoda.entities.orders_lines "
+           "WHERE sku = 'SKU-07' AND qty >= 5 ORDER BY entity_id, index_0")
+    with connect(server) as conn:
+        cond = explain_condition(conn, sql)
+        assert cond["operator"] == "AND"
+        assert {"type": "simple", "jsonPath": "$.lines[*].sku", "operatorType": "EQUALS", "value": "SKU-07"} in cond["conditions"]
+        got = rows(conn, sql)
+        want = rows(conn, sql.replace("cyoda.entities", "files.entities"))
+    assert got == want and len(got) > 0
+    assert json.loads(proxy.searches()[-1][2]) == cond
+
+
+def test_what_means_something_else_upstream_is_not_pushed(proxied):
+    server, proxy = proxied
+    with connect(server) as conn:
+        for where in ["lower(status) = 'paid'", "orderid ILIKE 'o-0001%'", "NOT (status LIKE 'p%')", "tags_array IS NULL",
+                      "priority = 3.0 + 0.5"]:
+            plan = "\n".join(str(r[1]) for r in rows(conn, f"EXPLAIN SELECT orderid FROM cyoda.entities.orders WHERE {where}"))
+            assert "condition=" not in plan, (where, plan)
+
+
+def test_entity_id_is_one_read(loaded, proxied):
+    server, proxy = proxied
+    some = loaded["ids"][1]
+    with connect(server) as conn:
+        before = len(proxy.requests)
+        got = rows(conn, f"SELECT orderid FROM cyoda.entities.orders WHERE entity_id = '{some}'")
+        paths = [p for (_, p, _) in proxy.requests[before:]]
+    assert got == [("O-00001",)]
+    assert any(p.startswith(f"/api/entity/{some}?") for p in paths), paths
+    assert not any(p.startswith("/api/entity/orders/") for p in paths), paths
+
+
+def test_join_across_cyoda_and_local_files(proxied):
+    server, _ = proxied
+    with connect(server) as conn:
+        got = rows(conn, "SELECT count(*) FROM cyoda.entities.orders c JOIN files.entities.orders f "
+                         "ON c.entity_id = f.entity_id AND c.total = f.total")
+        total = rows(conn, "SELECT count(*) FROM files.entities.orders")
+    assert got == total and total[0][0] == N_ORDERS - N_ORDERS // 20
+
+
+def test_point_time_reads_revisions_made_at_known_instants(loaded, proxied):
+    server, _ = proxied
+    service = loaded["service"]
+    service.create_model("pt", {"n": 1, "label": "a"})
+    marks = []
+
+    def mark():
+        time.sleep(0.05)
+        marks.append(time.time())
+        time.sleep(0.05)
+
+    mark()                                           # 0: nothing yet
+    (first,) = service.post_entities("pt", [{"n": 1, "label": "a"}])
+    mark()                                           # 1: first at n=1
+    service.update(first, {"n": 2, "label": "b"})
+    mark()                                           # 2: first at n=2
+    (second,) = service.post_entities("pt", [{"n": 10, "label": "z"}])
+    mark()                                           # 3: both
+    service.delete(second)
+    mark()                                           # 4: second deleted
+
+    def at(i):
+        t = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(marks[i])) + f".{int(marks[i] % 1 * 1e6):06d}"
+        return rows(conn, f"SELECT n, label FROM cyoda.entities.pt WHERE point_time = TIMESTAMP '{t}' ORDER BY n")
+
+    with connect(server) as conn:
+        assert at(0) == []
+        assert at(1) == [(1, "a")]
+        assert at(2) == [(2, "b")]
+        assert at(3) == [(2, "b"), (10, "z")]
+        assert at(4) == [(2, "b")]
+        assert rows(conn, "SELECT n FROM cyoda.entities.pt") == [(2,)]
+        # point_time itself reads back as the instant asked for.
+        t = rows(conn, "SELECT point_time FROM cyoda.entities.pt WHERE point_time = TIMESTAMP '2030-01-01 00:00:00'")
+        assert str(t[0][0]).startswith("2030-01-01 00:00:00")
+
+
+def test_new_models_and_fields_show_up_without_restart(loaded, proxied):
+    server, _ = proxied
+    service = loaded["service"]
+    with connect(server) as conn:
+        assert not any(t == "late" for (t,) in rows(conn, "SELECT table_name FROM information_schema.tables WHERE table_catalog = 'cyoda'"))
+        service.create_model("late", {"k": "v"})
+        service.post_entities("late", [{"k": "one"}])
+        time.sleep(1)  # the model list is cached for 0.5 s here
+        assert rows(conn, "SELECT k FROM cyoda.entities.late") == [("one",)]
+        service.call("POST", "/model/late/1/changeLevel/STRUCTURAL")
+        service.post_entities("late", [{"k": "two", "extra": 5}])
+        time.sleep(3)  # exports are re-read after 5 model-list lifetimes
+        assert rows(conn, "SELECT k, extra FROM cyoda.entities.late ORDER BY k") == [("one", None), ("two", 5)]
+
+
+def test_faults_dead_slow_and_malformed(loaded, proxied):
+    server, proxy = proxied
+    with connect(server) as conn:
+        proxy.down = True
+        started = time.time()
+        with pytest.raises(adbc_driver_manager.Error) as err:
+            rows(conn, "SELECT count(*) FROM cyoda.entities.orders")
+        assert "UNAVAILABLE" in str(err.value) or "Unavailable" in str(err.value), err.value
+        assert time.time() - started < 10
+        # Other catalogs keep answering while the service is down.
+        assert rows(conn, "SELECT count(*) FROM files.entities.orders")[0][0] > 0
+        proxy.down = False
+        proxy.delay = 4.0  # longer than timeout_seconds = 3
+        started = time.time()
+        with pytest.raises(adbc_driver_manager.Error) as err:
+            rows(conn, "SELECT count(*) FROM cyoda.entities.orders_json")
+        proxy.delay = 0.0
+        assert "DEADLINE_EXCEEDED" in str(err.value) or "Deadline" in str(err.value) or "did not answer" in str(err.value), err.value
+        assert time.time() - started < 15
+        # Malformed answers name the model (and the entity, where one is known).
+        proxy.rewrite = lambda path, body: body[: len(body) // 2] if "/entity/orders/" in path else body
+        with pytest.raises(adbc_driver_manager.Error) as err:
+            rows(conn, "SELECT count(*) FROM cyoda.entities.orders")
+        assert "orders v1" in str(err.value) and "malformed" in str(err.value), err.value
+
+        def wrong_type(path, body):
+            if "/entity/orders/" not in path:
+                return body
+            return body.replace(b'"priority":', b'"priority":"high","was":', 1)
+        proxy.rewrite = wrong_type
+        with pytest.raises(adbc_driver_manager.Error) as err:
+            rows(conn, "SELECT sum(priority) FROM cyoda.entities.orders")
+        proxy.rewrite = None
+        message = str(err.value)
+        assert "orders v1" in message and "entity " in message and "$.priority" in message, message
+        # Back to normal: the next query works.
+        assert rows(conn, "SELECT count(*) FROM cyoda.entities.orders")[0][0] == N_ORDERS - N_ORDERS // 20
+    assert server.alive()
