@@ -259,6 +259,7 @@ class Recorder(http.server.ThreadingHTTPServer):
     def __init__(self, target):
         self.target = target
         self.requests = []
+        self.authorization = []  # the Authorization header of each request
         self.delay = 0.0
         self.down = False
         self.rewrite = None  # function(path, body bytes) -> bytes
@@ -288,6 +289,7 @@ class _Forward(http.server.BaseHTTPRequestHandler):
         body = self.rfile.read(length) if length else b""
         server = self.server
         server.requests.append((self.command, self.path, body))
+        server.authorization.append(self.headers.get("Authorization"))
         if server.down:
             self.close_connection = True
             self.connection.close()

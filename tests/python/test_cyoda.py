@@ -282,3 +282,143 @@ def test_faults_dead_slow_and_malformed(loaded, proxied):
         # Back to normal: the next query works.
         assert rows(conn, "SELECT count(*) FROM cyoda.entities.orders")[0][0] == N_ORDERS - N_ORDERS // 20
     assert server.alive()
+
+
+@pytest.fixture(scope="module")
+def tenants(tmp_path_factory):
+    """cyoda-go in JWT mode on sqlite storage, with tenant-a (the bootstrap
+    client) and tenant-b (a token minted with the service's signing key, and an
+    M2M client created with it); tsql serves it in passthrough mode."""
+    root = tmp_path_factory.mktemp("tenants")
+    service = Cyoda(root / "service", storage="sqlite", iam="jwt")
+    a = service.token()
+    b = service.mint("tenant-b", subject="svc-b")
+    service.create_model("amodel", {"secret_a": "x", "n": 1}, token=a)
+    service.post_entities("amodel", [{"secret_a": f"a{i}", "n": i} for i in range(2000)], token=a)
+    service.create_model("bmodel", {"secret_b": "y", "m": 1.5}, token=b)
+    service.post_entities("bmodel", [{"secret_b": "b1", "m": 2.5}, {"secret_b": "b2", "m": 3.5}], token=b)
+    client_b = service.call("POST", "/clients", token=b)
+    proxy = Recorder(("127.0.0.1", service.ports[0]))
+    config = write_config(root / "tsql.toml", [
+        {"kind": "cyoda", "catalog": "cyoda", "url": proxy.base, "auth": "passthrough",
+         "timeout_seconds": 5, "page_size": 100, "pages_in_flight": 1},
+    ], users=False)
+    server = Server(["--config", str(config)])
+    yield {"service": service, "server": server, "proxy": proxy, "b": b,
+           "client_b": (client_b["client_id"], client_b["client_secret"])}
+    server.stop()
+    proxy.close()
+    service.stop()
+
+
+def connect_token(server, token):
+    return flightsql.connect(server.uri, db_kwargs={"adbc.flight.sql.authorization_header": f"Bearer {token}"},
+                             autocommit=True)
+
+
+def visible(conn):
+    """Every table name the connection can find, through every metadata path."""
+    names = set()
+    for catalog in conn.adbc_get_objects(depth="tables").read_all().to_pylist():
+        for schema in catalog["catalog_db_schemas"] or []:
+            names.update(t["table_name"] for t in schema["db_schema_tables"] or [])
+    names.update(r[0] for r in rows(conn, "SELECT table_name FROM information_schema.tables"))
+    names.update(r[2] for r in rows(conn, "SHOW TABLES"))
+    return names
+
+
+def tenant_of(authorization):
+    import base64
+
+    claims = authorization.split(" ", 1)[1].split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(claims + "=" * (-len(claims) % 4)))["caas_org_id"]
+
+
+def test_each_tenant_sees_only_its_own(tenants):
+    server = tenants["server"]
+    with connect(server, "boot", "bootsecret") as a:
+        with connect_token(server, tenants["b"]) as b:
+            with connect(server, *tenants["client_b"]) as b2:
+                for _ in range(2):  # and again, from the caches
+                    seen_a, seen_b, seen_b2 = visible(a), visible(b), visible(b2)
+                    assert {"amodel", "amodel_json"} <= seen_a and not any("bmodel" in t for t in seen_a)
+                    assert {"bmodel", "bmodel_json"} <= seen_b and not any("amodel" in t for t in seen_b)
+                    assert seen_b2 == seen_b
+                    assert rows(a, "SELECT count(*), sum(n) FROM cyoda.entities.amodel") == [(2000, 1999000)]
+                    assert sorted(rows(b, "SELECT secret_b, m FROM bmodel")) == [("b1", 2.5), ("b2", 3.5)]
+                    assert sorted(rows(b2, "SELECT secret_b FROM bmodel")) == [("b1",), ("b2",)]
+                for conn, other in [(a, "bmodel"), (b, "amodel"), (b2, "amodel")]:
+                    with pytest.raises(adbc_driver_manager.Error) as err:
+                        rows(conn, f"SELECT * FROM {other}")
+                    assert "not found" in str(err.value)
+                    with pytest.raises(adbc_driver_manager.Error) as err:
+                        rows(conn, "SELECT * FROM nosuch")
+                    text = str(err.value)
+                    assert "amodel" not in text and "bmodel" not in text and "secret" not in text, text
+                    # A prepared statement plans as its caller too.
+                    with conn.cursor() as cur:
+                        with pytest.raises(adbc_driver_manager.Error):
+                            cur.adbc_prepare(f"SELECT count(*) FROM {other}")
+    # Every upstream call carried a token, and each model's reads its own tenant's.
+    proxy = tenants["proxy"]
+    calls = list(zip(proxy.requests, proxy.authorization))
+    data_calls = [(r, a) for r, a in calls if not r[1].startswith("/api/.well-known") and "oauth" not in r[1]]
+    assert data_calls and all(a and a.startswith("Bearer ") for _, a in data_calls)
+    for (method, path, _), auth in data_calls:
+        if "amodel" in path:
+            assert tenant_of(auth) == "tenant-a", path
+        if "bmodel" in path:
+            assert tenant_of(auth) == "tenant-b", path
+
+
+def test_a_token_as_password_with_an_empty_user(tenants):
+    server = tenants["server"]
+    with connect(server, "", tenants["b"]) as conn:
+        assert sorted(rows(conn, "SELECT secret_b FROM cyoda.entities.bmodel")) == [("b1",), ("b2",)]
+
+
+def test_bad_tokens_are_refused(tenants):
+    server, service = tenants["server"], tenants["service"]
+    other_key = os.path.join(service.workdir, "other.pem")
+    subprocess.run(["openssl", "genrsa", "-out", other_key, "2048"], check=True, capture_output=True)
+    cases = {
+        "expired": service.mint("tenant-b", expires_in=-60),
+        "forged": service.mint("tenant-b", key_file=other_key),
+        "garbage": "not.a.token",
+    }
+    for name, token in cases.items():
+        with pytest.raises(adbc_driver_manager.Error) as err:
+            with connect_token(server, token) as conn:
+                rows(conn, "SELECT 1")
+        assert "UNAUTHENTICATED" in str(err.value) or "Unauthenticated" in str(err.value), (name, err.value)
+    with pytest.raises(adbc_driver_manager.Error) as err:
+        with connect(server, "boot", "wrong") as conn:
+            rows(conn, "SELECT 1")
+    assert "Unauthenticated" in str(err.value) or "UNAUTHENTICATED" in str(err.value), err.value
+    assert server.alive()
+
+
+def test_restart_mid_scan_fails_then_recovers(tenants):
+    server, service, proxy = tenants["server"], tenants["service"], tenants["proxy"]
+    outcome = {}
+
+    def scan():
+        try:
+            with connect(server, "boot", "bootsecret") as conn:
+                outcome["rows"] = rows(conn, "SELECT count(*) FROM amodel")
+        except adbc_driver_manager.Error as e:
+            outcome["error"] = str(e)
+
+    proxy.delay = 0.15  # 20 pages of 100: about 3 s
+    worker = threading.Thread(target=scan)
+    worker.start()
+    time.sleep(1.0)
+    service.kill()
+    worker.join(timeout=60)
+    proxy.delay = 0.0
+    assert "error" in outcome, f"a scan cut short must fail, got {outcome}"
+    assert "Unavailable" in outcome["error"] or "UNAVAILABLE" in outcome["error"], outcome["error"]
+    service.start()  # sqlite storage: the data survived
+    with connect(server, "boot", "bootsecret") as conn:
+        assert rows(conn, "SELECT count(*) FROM amodel") == [(2000,)]
+    assert server.alive()
