@@ -16,10 +16,13 @@ fi
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 python3 -m pytest -q -p no:cacheprovider -W ignore::Warning tests/python
 # The Arrow Flight SQL JDBC driver from Maven Central: 18.3.0 and the newest
-# release (looked up; the same as 18.3.0 on 2026-11-23), or JDBC_VERSIONS.
+# release (Maven itself resolves the open version range), or JDBC_VERSIONS.
 if [ -z "${JDBC_VERSIONS:-}" ]; then
-  newest=$(curl -fsS -m 20 https://repo1.maven.org/maven2/org/apache/arrow/flight-sql-jdbc-driver/maven-metadata.xml 2>/dev/null \
-    | sed -n 's:.*<release>\(.*\)</release>.*:\1:p' | head -1 || true)
+  listing=$(mktemp)
+  (cd tests/jdbc && mvn -B -q dependency:list -Djdbc.version='[18.3.0,)' \
+      -DincludeArtifactIds=flight-sql-jdbc-driver -DoutputFile="$listing" >/dev/null 2>&1) || true
+  newest=$(sed -n 's/.*flight-sql-jdbc-driver:jar:\([^:]*\):.*/\1/p' "$listing" | head -1)
+  rm -f "$listing"
   [ -n "$newest" ] || echo "JDBC: cannot look up the newest driver version; testing 18.3.0 only"
   JDBC_VERSIONS=$(printf '%s\n' 18.3.0 $newest | sort -u | tr '\n' ' ')
 fi
