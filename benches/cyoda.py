@@ -84,7 +84,8 @@ def grpc_stub(service, workdir):
     files = {}
     for line in text.splitlines():
         if line.startswith("// proto/"):
-            name = line[len("// proto/"):].strip()
+            # Its `cyoda/` folder would shadow tests/python/cyoda.py once generated.
+            name = line[len("// proto/"):].strip().replace("cyoda/", "cyodaapi/")
             files[name] = []
         elif name and not line.startswith("// ====="):
             files[name].append(line)
@@ -94,12 +95,14 @@ def grpc_stub(service, workdir):
         open(path, "w").write("\n".join(body))
     out = os.path.join(workdir, "gen")
     os.makedirs(out, exist_ok=True)
+    import grpc_tools
     from grpc_tools import protoc
-    assert protoc.main(["protoc", f"-I{proto_dir}", f"--python_out={out}", f"--grpc_python_out={out}",
-                        *files.keys()]) == 0
+    well_known = os.path.join(os.path.dirname(grpc_tools.__file__), "_proto")
+    assert protoc.main(["protoc", f"-I{proto_dir}", f"-I{well_known}", f"--python_out={out}",
+                        f"--grpc_python_out={out}", *files.keys()]) == 0
     sys.path.insert(0, out)
     import grpc
-    from cyoda import cyoda_cloud_api_pb2_grpc as api
+    from cyodaapi import cyoda_cloud_api_pb2_grpc as api
     from cloudevents import cloudevents_pb2 as ce
     channel = grpc.insecure_channel(f"127.0.0.1:{service.ports[1]}",
                                     options=[("grpc.max_receive_message_length", 64 << 20)])
@@ -109,8 +112,9 @@ def grpc_stub(service, workdir):
 def grpc_pages(stub, ce, size=10000):
     start, n, page = time.time(), 0, 0
     while True:
-        event = ce.CloudEvent(id=str(uuid.uuid4()), source="bench", spec_version="1.0", type="EntityGetAllRequest",
-                              text_data=json.dumps({"model": {"name": "orders", "version": 1},
+        request_id = str(uuid.uuid4())
+        event = ce.CloudEvent(id=request_id, source="bench", spec_version="1.0", type="EntityGetAllRequest",
+                              text_data=json.dumps({"id": request_id, "model": {"name": "orders", "version": 1},
                                                     "pageSize": size, "pageNumber": page}))
         got = 0
         for answer in stub.entitySearchCollection(event):

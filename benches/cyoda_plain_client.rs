@@ -24,8 +24,15 @@ async fn main() {
     let readers: usize = args[5].parse().expect("READERS is a number");
     let in_flight: usize = args[6].parse().expect("IN_FLIGHT is a number");
     let parse = !args.iter().any(|a| a == "--fetch-only");
-    let client = reqwest::Client::builder().tcp_nodelay(true).build().expect("a client");
-    let at = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string();
+    // The TLS provider tsql uses too (reqwest is built without one).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let client = reqwest::Client::builder()
+        .tcp_nodelay(true)
+        .build()
+        .expect("a client");
+    let at = chrono::Utc::now()
+        .format("%Y-%m-%dT%H:%M:%S%.6fZ")
+        .to_string();
     let started = Instant::now();
     let tasks: Vec<_> = (0..readers)
         .map(|k| {

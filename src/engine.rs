@@ -292,34 +292,39 @@ impl Engine {
         }
     }
 
-    /// Every entity table of every catalog, with its layout (for `tsql schema`).
-    pub fn layouts(&self) -> Result<Vec<(String, Arc<TableLayout>)>> {
+    /// Every schema of every catalog, sorted by catalog and schema name.
+    pub fn schemas(&self) -> Vec<(String, String, Arc<dyn SchemaProvider>)> {
         let mut out = Vec::new();
-        let mut catalogs = self.ctx.catalog_names();
-        catalogs.sort();
-        for c in catalogs {
+        for c in self.ctx.catalog_names() {
             let Some(catalog) = self.ctx.catalog(&c) else {
                 continue;
             };
-            let mut schemas = catalog.schema_names();
-            schemas.sort();
-            for s in schemas {
-                let Some(schema) = catalog.schema(&s) else {
-                    continue;
-                };
-                let any: &dyn std::any::Any = schema.as_ref();
-                let prefix = format!("{c}.{s}.");
-                if let Some(entities) = any.downcast_ref::<EntitySchema>() {
-                    for (name, t) in entities.tables()?.iter() {
-                        out.push((format!("{prefix}{name}"), t.layout.clone()));
-                    }
-                } else if let Some(live) = any.downcast_ref::<LiveSchema>() {
-                    for (name, layout) in live.layouts() {
-                        out.push((format!("{prefix}{name}"), layout));
-                    }
-                } else if let Some(down) = any.downcast_ref::<UnavailableSchema>() {
-                    return Err(down.0.clone().into());
+            for s in catalog.schema_names() {
+                if let Some(schema) = catalog.schema(&s) {
+                    out.push((c.clone(), s, schema));
                 }
+            }
+        }
+        out.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+        out
+    }
+
+    /// Every entity table of every catalog, with its layout (for `tsql schema`).
+    pub fn layouts(&self) -> Result<Vec<(String, Arc<TableLayout>)>> {
+        let mut out = Vec::new();
+        for (c, s, schema) in self.schemas() {
+            let any: &dyn std::any::Any = schema.as_ref();
+            let prefix = format!("{c}.{s}.");
+            if let Some(entities) = any.downcast_ref::<EntitySchema>() {
+                for (name, t) in entities.tables()?.iter() {
+                    out.push((format!("{prefix}{name}"), t.layout.clone()));
+                }
+            } else if let Some(live) = any.downcast_ref::<LiveSchema>() {
+                for (name, layout) in live.layouts() {
+                    out.push((format!("{prefix}{name}"), layout));
+                }
+            } else if let Some(down) = any.downcast_ref::<UnavailableSchema>() {
+                return Err(down.0.clone().into());
             }
         }
         Ok(out)

@@ -34,6 +34,7 @@ enum Command {
     ///   tsql sql --data ./entities --format csv "SELECT * FROM orders_lines"
     ///   tsql sql --config cyoda.toml --user CLIENT_ID --password SECRET \
     ///            "SELECT state, count(*) FROM cyoda.entities.orders GROUP BY state"
+    #[command(verbatim_doc_comment)]
     Sql {
         #[command(flatten)]
         data: DataArgs,
@@ -54,6 +55,14 @@ enum Command {
     ///   JDBC: jdbc:arrow-flight-sql://localhost:32010/?useEncryption=false&user=admin&password=admin
     ///   ADBC: adbc_driver_flightsql.dbapi.connect("grpc://localhost:32010",
     ///           db_kwargs={"username": "admin", "password": "admin"})
+    ///
+    /// A Cyoda entity service is a [[source]] in the config file:
+    ///   [[source]]
+    ///   kind = "cyoda"
+    ///   catalog = "cyoda"                # tables: cyoda.entities.<table>
+    ///   url = "http://cpm.internal:8080/api"
+    ///   auth = "passthrough"             # users log in with Cyoda client id + secret
+    ///                                    # (or a Cyoda access token as the password)
     ///
     /// The log (standard error) has one line per query; SIGTERM stops the
     /// server, giving running queries 10 s to finish.

@@ -27,31 +27,18 @@ pub struct TableEntry {
 
 /// Every table the engine knows, with its columns.
 pub async fn list_tables(engine: &Engine) -> datafusion::error::Result<Vec<TableEntry>> {
-    let ctx = engine.context();
     let mut out = Vec::new();
-    let mut catalogs = ctx.catalog_names();
-    catalogs.sort();
-    for c in catalogs {
-        let Some(catalog) = ctx.catalog(&c) else {
-            continue;
-        };
-        let mut schemas = catalog.schema_names();
-        schemas.sort();
-        for s in schemas {
-            let Some(schema) = catalog.schema(&s) else {
-                continue;
-            };
-            let mut tables = schema.table_names();
-            tables.sort();
-            for t in tables {
-                if let Some(table) = schema.table(&t).await? {
-                    out.push(TableEntry {
-                        catalog: c.clone(),
-                        schema: s.clone(),
-                        table: t,
-                        columns: super::types::wire_schema(&table.schema()),
-                    });
-                }
+    for (c, s, schema) in engine.schemas() {
+        let mut tables = schema.table_names();
+        tables.sort();
+        for t in tables {
+            if let Some(table) = schema.table(&t).await? {
+                out.push(TableEntry {
+                    catalog: c.clone(),
+                    schema: s.clone(),
+                    table: t,
+                    columns: super::types::wire_schema(&table.schema()),
+                });
             }
         }
     }
@@ -60,17 +47,11 @@ pub async fn list_tables(engine: &Engine) -> datafusion::error::Result<Vec<Table
 
 /// Schemas per catalog.
 pub fn list_schemas(engine: &Engine) -> Vec<(String, String)> {
-    let ctx = engine.context();
-    let mut out = Vec::new();
-    for c in ctx.catalog_names() {
-        if let Some(catalog) = ctx.catalog(&c) {
-            for s in catalog.schema_names() {
-                out.push((c.clone(), s));
-            }
-        }
-    }
-    out.sort();
-    out
+    engine
+        .schemas()
+        .into_iter()
+        .map(|(c, s, _)| (c, s))
+        .collect()
 }
 
 /// What `GetSqlInfo` answers.

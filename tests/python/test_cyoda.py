@@ -121,8 +121,14 @@ PUSHED = [
     ("(channel = 'web' OR priority = 1)", {"type": "group", "operator": "OR", "conditions": [
         {"type": "simple", "jsonPath": "$.channel", "operatorType": "EQUALS", "value": "web"},
         {"type": "simple", "jsonPath": "$.priority", "operatorType": "EQUALS", "value": 1}]}),
-    ("placedAt > TIMESTAMP '2024-06-01 00:00:00+00:00'".replace("placedAt", "placedat"),
-     {"type": "simple", "jsonPath": "$.placedAt", "operatorType": "GREATER_THAN", "value": "2024-06-01T00:00:00Z"}),
+    ("placedat > TIMESTAMP '2024-06-01 00:00:00+00:00'",
+     {"type": "simple", "jsonPath": "$.placedAt", "operatorType": "GREATER_OR_EQUAL", "value": "2024-06-01T00:00:00.000001Z"}),
+    ("placedat <= TIMESTAMP '2024-03-01 10:15:00+00:00'",
+     {"type": "simple", "jsonPath": "$.placedAt", "operatorType": "LESS_THAN", "value": "2024-03-01T10:15:00.000001Z"}),
+    ("last_update_date > TIMESTAMP '2020-01-01 00:00:00+00:00'",
+     {"type": "lifecycle", "field": "lastUpdateTime", "operatorType": "GREATER_OR_EQUAL", "value": "2020-01-01T00:00:00.000001Z"}),
+    ("creation_date < TIMESTAMP '2200-01-01 00:00:00+00:00'",
+     {"type": "lifecycle", "field": "creationDate", "operatorType": "LESS_THAN", "value": "2200-01-01T00:00:00Z"}),
 ]
 
 
@@ -422,3 +428,22 @@ def test_restart_mid_scan_fails_then_recovers(tenants):
     with connect(server, "boot", "bootsecret") as conn:
         assert rows(conn, "SELECT count(*) FROM amodel") == [(2000,)]
     assert server.alive()
+
+
+def test_one_technical_identity_serves_local_users(tenants, tmp_path):
+    """client_id/client_secret in the config: every SQL user reads as that one
+    Cyoda client (single-tenant), with tsql's own users."""
+    config = write_config(tmp_path / "tech.toml", [
+        {"kind": "cyoda", "catalog": "cyoda", "url": tenants["service"].base,
+         "client_id": "boot", "client_secret": "bootsecret"},
+    ])
+    server = Server(["--config", str(config)])
+    try:
+        with connect(server) as conn:
+            assert rows(conn, "SELECT count(*) FROM amodel") == [(2000,)]
+            assert not any("bmodel" in t for t in visible(conn))
+        with pytest.raises(adbc_driver_manager.Error):
+            with connect(server, "boot", "bootsecret") as conn:  # not a tsql user here
+                rows(conn, "SELECT 1")
+    finally:
+        server.stop()

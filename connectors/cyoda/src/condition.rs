@@ -42,7 +42,9 @@ fn compare_accepted(field: &Field, op: CompareOp, value: &Literal) -> bool {
     let equality = matches!(op, CompareOp::Eq | CompareOp::NotEq);
     match field {
         Field::State => matches!(value, Literal::Text(_)) && equality,
-        Field::CreationDate | Field::LastUpdateDate => matches!(value, Literal::Instant(_)),
+        Field::CreationDate | Field::LastUpdateDate => {
+            matches!(value, Literal::Instant(_)) && op != CompareOp::NotEq
+        }
         Field::Data { sql_type, .. } => match (sql_type, value) {
             (SqlType::Varchar, Literal::Text(_)) => true,
             (SqlType::Boolean, Literal::Bool(_)) => equality,
@@ -51,7 +53,7 @@ fn compare_accepted(field: &Field, op: CompareOp, value: &Literal) -> bool {
                 Literal::Int(_),
             ) => true,
             (SqlType::Real | SqlType::Double, Literal::Int(_) | Literal::Float(_)) => true,
-            (SqlType::TimestampTz, Literal::Instant(_)) => true,
+            (SqlType::TimestampTz, Literal::Instant(_)) => op != CompareOp::NotEq,
             _ => false,
         },
     }
@@ -102,9 +104,27 @@ fn leaf(field: &Field, operator_type: &str, v: Value) -> Value {
     }
 }
 
+/// An instant comparison as the service must see it. The service keeps
+/// instants to the nanosecond, tsql to the microsecond (a value is cut, not
+/// rounded), so each comparison is widened to every instant whose microsecond
+/// part compares so: `= t` is `>= t AND < t+1µs`, `> t` is `>= t+1µs`, `<= t` is `< t+1µs`.
+fn instant_comparison(field: &Field, op: CompareOp, t: i64) -> Value {
+    let at = |micros: i64, op: &str| leaf(field, op, Value::String(format_micros_utc(micros)));
+    match op {
+        CompareOp::Eq => json!({"type": "group", "operator": "AND", "conditions": [
+            at(t, "GREATER_OR_EQUAL"), at(t + 1, "LESS_THAN")]}),
+        CompareOp::Gt => at(t + 1, "GREATER_OR_EQUAL"),
+        CompareOp::GtEq => at(t, "GREATER_OR_EQUAL"),
+        CompareOp::Lt => at(t, "LESS_THAN"),
+        CompareOp::LtEq => at(t + 1, "LESS_THAN"),
+        CompareOp::NotEq => unreachable!("not accepted"),
+    }
+}
+
 /// The condition JSON for `p` (which [`accepts`] took).
 pub fn condition(p: &Predicate) -> Value {
     match p {
+        Predicate::Compare(f, op, Literal::Instant(t)) => instant_comparison(f, *op, *t),
         Predicate::All(ps) => {
             json!({"type": "group", "operator": "AND", "conditions": ps.iter().map(condition).collect::<Vec<_>>()})
         }
@@ -149,6 +169,24 @@ mod tests {
                 {"type":"simple","jsonPath":"$.lines[*].sku","operatorType":"EQUALS","value":"A"},
                 {"type":"simple","jsonPath":"$.lines[*].sku","operatorType":"EQUALS","value":"B"}]})
         );
+    }
+
+    #[test]
+    fn instants_widen_to_whole_microseconds() {
+        let p = Predicate::Compare(
+            Field::LastUpdateDate,
+            CompareOp::Eq,
+            Literal::Instant(1_000_000),
+        );
+        assert!(accepts(&p));
+        assert_eq!(
+            condition(&p),
+            json!({"type":"group","operator":"AND","conditions":[
+                {"type":"lifecycle","field":"lastUpdateTime","operatorType":"GREATER_OR_EQUAL","value":"1970-01-01T00:00:01Z"},
+                {"type":"lifecycle","field":"lastUpdateTime","operatorType":"LESS_THAN","value":"1970-01-01T00:00:01.000001Z"}]})
+        );
+        let ne = Predicate::Compare(Field::CreationDate, CompareOp::NotEq, Literal::Instant(0));
+        assert!(!accepts(&ne));
     }
 
     #[test]
