@@ -46,6 +46,17 @@ def free_port():
         return s.getsockname()[1]
 
 
+def new_rsa_key(path):
+    """Writes a new 2048-bit RSA private key (PKCS#8 PEM, as `openssl genrsa` makes)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    with open(path, "wb") as f:
+        f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                  serialization.NoEncryption()))
+
+
 class CyodaError(Exception):
     def __init__(self, status, body):
         super().__init__(f"{status}: {body[:300]}")
@@ -78,7 +89,7 @@ class Cyoda:
         if iam == "jwt":
             self.key_file = os.path.join(self.workdir, "signing.pem")
             if not os.path.exists(self.key_file):
-                subprocess.run(["openssl", "genrsa", "-out", self.key_file, "2048"], check=True, capture_output=True)
+                new_rsa_key(self.key_file)
             self.env.update({
                 "CYODA_JWT_SIGNING_KEY_FILE": self.key_file,
                 "CYODA_BOOTSTRAP_CLIENT_ID": "boot",

@@ -14,7 +14,7 @@ import adbc_driver_manager
 import pytest
 
 from conftest import ROOT, Server
-from cyoda import ORDER_SAMPLE, Cyoda, Recorder, orders
+from cyoda import ORDER_SAMPLE, Cyoda, Recorder, new_rsa_key, orders
 
 N_ORDERS = 400
 
@@ -386,7 +386,7 @@ def test_a_token_as_password_with_an_empty_user(tenants):
 def test_bad_tokens_are_refused(tenants):
     server, service = tenants["server"], tenants["service"]
     other_key = os.path.join(service.workdir, "other.pem")
-    subprocess.run(["openssl", "genrsa", "-out", other_key, "2048"], check=True, capture_output=True)
+    new_rsa_key(other_key)
     cases = {
         "expired": service.mint("tenant-b", expires_in=-60),
         "forged": service.mint("tenant-b", key_file=other_key),
@@ -447,3 +447,21 @@ def test_one_technical_identity_serves_local_users(tenants, tmp_path):
                 rows(conn, "SELECT 1")
     finally:
         server.stop()
+
+
+def test_a_rotated_signing_key_is_fetched_when_a_token_names_it(tenants):
+    """The service issues a new signing key pair: tokens now name a key id tsql
+    has not seen, and tsql reads the JWKS again instead of refusing them."""
+    server, service, proxy = tenants["server"], tenants["service"], tenants["proxy"]
+    with connect(server, "boot", "bootsecret") as conn:  # caches the current key
+        assert rows(conn, "SELECT count(*) FROM amodel") == [(2000,)]
+    admin = service.token()
+    service.call("POST", "/oauth/keys/keypair", body={"algorithm": "RS256", "audience": "client"}, token=admin)
+    fresh = service.token()
+    kid = lambda t: json.loads(__import__("base64").urlsafe_b64decode(t.split(".")[0] + "=="))["kid"]
+    assert kid(fresh) != kid(admin), "the service did not switch to the new key"
+    before = sum(1 for (_, p, _) in proxy.requests if p.startswith("/api/.well-known/jwks.json"))
+    with connect_token(server, fresh) as conn:
+        assert rows(conn, "SELECT count(*) FROM amodel") == [(2000,)]
+    after = sum(1 for (_, p, _) in proxy.requests if p.startswith("/api/.well-known/jwks.json"))
+    assert after == before + 1

@@ -33,10 +33,16 @@ pub struct TokenVerifier {
     http: Http,
     keys: Mutex<HashMap<String, (Vec<u8>, Vec<u8>)>>,
     refreshed: Mutex<Option<Instant>>,
+    /// Key ids the JWKS did not have, and when that was seen.
+    missed: Mutex<HashMap<String, Instant>>,
 }
 
-/// At most one JWKS download per this long for unknown key ids.
-const JWKS_REFRESH_GAP: Duration = Duration::from_secs(5);
+/// A key id the JWKS did not have is not looked up again for this long.
+const MISSED_KID_FOR: Duration = Duration::from_secs(10);
+
+/// At most one JWKS download per this long (tokens naming ever new key ids
+/// cannot make tsql hammer the service).
+const JWKS_REFRESH_GAP: Duration = Duration::from_millis(250);
 
 fn unauthenticated(msg: impl Into<String>) -> UpstreamError {
     UpstreamError::new(UpstreamErrorKind::Unauthenticated, msg)
@@ -55,14 +61,16 @@ impl TokenVerifier {
             http,
             keys: Mutex::new(HashMap::new()),
             refreshed: Mutex::new(None),
+            missed: Mutex::new(HashMap::new()),
         }
     }
 
-    async fn refresh(&self) -> Result<(), UpstreamError> {
+    /// Reads the JWKS again; false when it was read moments ago and was not read now.
+    async fn refresh(&self) -> Result<bool, UpstreamError> {
         {
             let mut last = self.refreshed.lock().expect("not poisoned");
             if last.is_some_and(|t| t.elapsed() < JWKS_REFRESH_GAP) {
-                return Ok(());
+                return Ok(false);
             }
             *last = Some(Instant::now());
         }
@@ -102,7 +110,7 @@ impl TokenVerifier {
             found.insert(kid.to_string(), (b64url(n)?, b64url(e)?));
         }
         *self.keys.lock().expect("not poisoned") = found;
-        Ok(())
+        Ok(true)
     }
 
     fn key(&self, kid: &str) -> Option<(Vec<u8>, Vec<u8>)> {
@@ -131,15 +139,37 @@ impl TokenVerifier {
             }
         };
         let kid = head["kid"].as_str().unwrap_or("");
+        let unknown = || {
+            unauthenticated(format!(
+                "the token was signed with key '{kid}', which the Cyoda service does not publish: it is forged or from another service"
+            ))
+        };
         let key = match self.key(kid) {
             Some(k) => k,
             None => {
-                self.refresh().await?;
-                self.key(kid).ok_or_else(|| {
-                    unauthenticated(format!(
-                        "the token was signed with key '{kid}', which the Cyoda service does not publish: it is forged or from another service"
-                    ))
-                })?
+                let recently_missed = self
+                    .missed
+                    .lock()
+                    .expect("not poisoned")
+                    .get(kid)
+                    .is_some_and(|t| t.elapsed() < MISSED_KID_FOR);
+                if recently_missed {
+                    return Err(unknown());
+                }
+                // A key the service may have started signing with since.
+                let fetched = self.refresh().await?;
+                match self.key(kid) {
+                    Some(k) => k,
+                    None if !fetched => return Err(unknown()),
+                    None => {
+                        let mut missed = self.missed.lock().expect("not poisoned");
+                        if missed.len() > 1000 {
+                            missed.retain(|_, t| t.elapsed() < MISSED_KID_FOR);
+                        }
+                        missed.insert(kid.to_string(), Instant::now());
+                        return Err(unknown());
+                    }
+                }
             }
         };
         let signed = &token.trim().as_bytes()[..header.len() + 1 + payload.len()];
