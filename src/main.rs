@@ -160,13 +160,7 @@ impl DataArgs {
             OnBadRecord::Fail => BadRecordPolicy::Fail,
             OnBadRecord::Skip => BadRecordPolicy::Skip,
         };
-        let engine = Engine::with_sources(
-            &sources(local, &file)?,
-            EngineOptions {
-                on_bad_record,
-                schema: None,
-            },
-        )?;
+        let engine = open_engine(local, &file, on_bad_record)?;
         let caller = match (engine.passthrough_service(), &self.password) {
             (Some(service), Some(password)) => {
                 let identity = if self.user.is_empty() {
@@ -185,6 +179,21 @@ impl DataArgs {
         let engine = engine.for_caller(&caller).await;
         Ok((engine, caller))
     }
+}
+
+/// An engine over the config file's sources and the local files.
+fn open_engine(
+    local: Option<DataSource>,
+    file: &tsql::config::FileConfig,
+    on_bad_record: BadRecordPolicy,
+) -> datafusion::error::Result<Engine> {
+    Engine::with_sources(
+        &sources(local, file)?,
+        EngineOptions {
+            on_bad_record,
+            schema: None,
+        },
+    )
 }
 
 /// The engine's sources: the config file's [[source]] entries, then local
@@ -276,13 +285,7 @@ async fn serve(args: ServeArgs) -> datafusion::error::Result<()> {
             ));
         }
     };
-    let engine = Engine::with_sources(
-        &sources(local, &file)?,
-        EngineOptions {
-            on_bad_record,
-            schema: None,
-        },
-    )?;
+    let engine = open_engine(local, &file, on_bad_record)?;
     let upstream = engine.passthrough_service();
     let mut users = file.users.clone();
     let mut note = String::new();

@@ -27,7 +27,7 @@ use arrow::util::display::{ArrayFormatter, FormatOptions};
 use async_trait::async_trait;
 use futures::StreamExt;
 use sqllogictest::{AsyncDB, DBOutput, DefaultColumnType};
-use tsql::{Caller, DataSource, Engine, EngineOptions};
+use tsql::{Caller, DataSource, Engine, EngineOptions, Source};
 use tsql_entity_tables::BadRecordPolicy;
 
 #[derive(Debug)]
@@ -62,32 +62,26 @@ impl TsqlDb {
 
     fn engine(&mut self) -> Result<&Engine, TestError> {
         if self.engine.is_none() {
-            if let Ok(config) = std::env::var("TSQL_SLT_CONFIG") {
-                let file = tsql::config::FileConfig::load(Path::new(&config)).map_err(TestError)?;
-                let sources = file
+            let sources = match std::env::var("TSQL_SLT_CONFIG") {
+                Ok(config) => tsql::config::FileConfig::load(Path::new(&config))
+                    .map_err(TestError)?
                     .sources
                     .iter()
                     .map(|s| s.to_source())
                     .collect::<Result<Vec<_>, _>>()
-                    .map_err(TestError)?;
-                let engine = Engine::with_sources(
-                    &sources,
-                    EngineOptions {
-                        on_bad_record: self.policy,
-                        schema: None,
+                    .map_err(TestError)?,
+                Err(_) => vec![Source::Files {
+                    catalog: tsql_entity_tables::CATALOG.to_string(),
+                    schema: tsql_entity_tables::SCHEMA.to_string(),
+                    data: if self.demo {
+                        DataSource::Demo
+                    } else {
+                        DataSource::Folder(self.dir.path().to_path_buf())
                     },
-                )
-                .map_err(|e| TestError(e.to_string()))?;
-                self.engine = Some(engine);
-                return Ok(self.engine.as_ref().expect("just opened"));
-            }
-            let source = if self.demo {
-                DataSource::Demo
-            } else {
-                DataSource::Folder(self.dir.path().to_path_buf())
+                }],
             };
-            let engine = Engine::open(
-                &source,
+            let engine = Engine::with_sources(
+                &sources,
                 EngineOptions {
                     on_bad_record: self.policy,
                     schema: None,
