@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole tsql test suite: unit tests of every crate, the sqllogictest
 # files in sql-tests/, the command-line tests, and the real-client tests in
-# tests/python/ (ADBC and pyarrow against a real `tsql serve`).
+# tests/python/ (ADBC and pyarrow against a real `tsql serve`, and the Cyoda
+# connector against a real cyoda-go from ../shared/upstreams/cyoda-go or $CYODA_BIN).
 # Uses the mold linker when it is installed (scripts/setup.sh installs it and
 # the Python client packages).
 set -euo pipefail
@@ -10,7 +11,7 @@ if command -v mold >/dev/null 2>&1 && [[ "${RUSTFLAGS:-}" != *fuse-ld* ]]; then
   export RUSTFLAGS="${RUSTFLAGS:-} -C link-arg=-fuse-ld=mold"
 fi
 cargo test --workspace "$@"
-if ! python3 -c "import adbc_driver_flightsql, pyarrow.flight, pytest, bcrypt" 2>/dev/null; then
+if ! python3 -c "import adbc_driver_flightsql, pyarrow.flight, pytest, bcrypt, jwt, cryptography" 2>/dev/null; then
   python3 -m pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
 fi
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
