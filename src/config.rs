@@ -44,6 +44,13 @@ pub struct FileConfig {
     /// Who may connect.
     #[serde(default)]
     pub users: Vec<User>,
+    /// Bytes all running queries together may hold (`4GB`, `512MB`, …);
+    /// default: half the machine's memory.
+    pub memory_limit: Option<String>,
+    /// Bytes one query may hold; default: half of `memory_limit`.
+    pub query_memory_limit: Option<String>,
+    /// Where queries spill to disk; default: the system's temporary folder.
+    pub spill_dir: Option<PathBuf>,
     /// Sources besides (or instead of) `data`/`demo`, each its own catalog.
     #[serde(default, rename = "source")]
     pub sources: Vec<SourceConfig>,
@@ -208,12 +215,44 @@ pub struct User {
 }
 
 impl FileConfig {
+    /// The memory settings: as configured; else, when `serving`, from the
+    /// machine; else none (a one-off query may use what it needs).
+    pub fn memory(&self, serving: bool) -> Result<Option<crate::memory::MemorySettings>, String> {
+        let size = |v: &Option<String>, key: &str| -> Result<Option<usize>, String> {
+            v.as_deref()
+                .map(|t| {
+                    crate::memory::parse_size(t).ok_or_else(|| {
+                        format!("{key} = \"{t}\" is not a size: write e.g. \"4GB\" or \"512MB\"")
+                    })
+                })
+                .transpose()
+        };
+        let limit = size(&self.memory_limit, "memory_limit")?;
+        let per_query = size(&self.query_memory_limit, "query_memory_limit")?;
+        if limit.is_none() && per_query.is_none() && self.spill_dir.is_none() && !serving {
+            return Ok(None);
+        }
+        let mut m = crate::memory::MemorySettings::from_machine();
+        if let Some(l) = limit {
+            m.limit = l;
+            m.per_query = l / 2;
+        }
+        if let Some(q) = per_query {
+            m.per_query = q.min(m.limit);
+        }
+        m.spill_dir = self.spill_dir.clone();
+        Ok(Some(m))
+    }
+
     /// Reads and checks a config file.
     pub fn load(path: &Path) -> Result<FileConfig, String> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
         let config: FileConfig =
             toml::from_str(&text).map_err(|e| format!("config file {}: {e}", path.display()))?;
+        config
+            .memory(false)
+            .map_err(|e| format!("config file {}: {e}", path.display()))?;
         for source in &config.sources {
             source
                 .to_source()

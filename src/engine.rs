@@ -12,6 +12,7 @@ use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::context::SQLOptions;
+use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
 use tsql_cyoda::{CyodaOptions, CyodaService, Identity};
 use tsql_entity_tables::{
@@ -21,6 +22,7 @@ use tsql_entity_tables::{
 use tsql_local_files::LocalStore;
 
 use crate::cooperative::CooperativeJoins;
+use crate::memory::QueryPool;
 use tsql_local_files::demo::demo_dir;
 
 /// Where entities come from.
@@ -77,6 +79,8 @@ pub struct EngineOptions {
     pub on_bad_record: BadRecordPolicy,
     /// Schema name (default `entities`).
     pub schema: Option<String>,
+    /// Memory limits and spilling; unlimited when unset.
+    pub memory: Option<crate::memory::MemorySettings>,
 }
 
 /// Who runs a query: a name for ownership and logs, and the identity live
@@ -131,7 +135,8 @@ impl SchemaProvider for UnavailableSchema {
 #[derive(Clone)]
 pub struct Engine {
     ctx: SessionContext,
-    schema: Option<Arc<EntitySchema>>,
+    /// Bytes one query may reserve, when memory is limited.
+    per_query: Option<usize>,
     bad_records: Arc<BadRecords>,
     live: Arc<Vec<LiveCatalog>>,
     scan: ScanOptions,
@@ -180,13 +185,15 @@ impl Engine {
         // `CAST(x AS VARCHAR)` gives plain strings, the type results are sent
         // in, instead of string views that must be converted for clients.
         config.options_mut().sql_parser.map_string_types_to_utf8view = false;
-        let state = SessionStateBuilder::new()
+        let mut builder = SessionStateBuilder::new()
             .with_config(config)
             .with_default_features()
-            .with_physical_optimizer_rule(Arc::new(CooperativeJoins))
-            .build();
+            .with_physical_optimizer_rule(Arc::new(CooperativeJoins));
+        if let Some(memory) = &options.memory {
+            builder = builder.with_runtime_env(memory.runtime()?);
+        }
+        let state = builder.build();
         let ctx = SessionContext::new_with_state(state);
-        let mut local = None;
         let mut live = Vec::new();
         for source in sources {
             let catalog = MemoryCatalogProvider::new();
@@ -206,7 +213,6 @@ impl Engine {
                         bad_records.clone(),
                     )?);
                     let entities = Arc::new(EntitySchema::new(store, scan.clone()));
-                    local.get_or_insert_with(|| entities.clone());
                     catalog
                         .register_schema(schema, entities)
                         .expect("a memory catalog accepts schemas");
@@ -233,7 +239,7 @@ impl Engine {
         }
         Ok(Engine {
             ctx,
-            schema: local,
+            per_query: options.memory.as_ref().map(|m| m.per_query),
             bad_records,
             live: Arc::new(live),
             scan,
@@ -252,11 +258,32 @@ impl Engine {
     /// the caller's identity may read (read from the service, cached per
     /// tenant). A live source that cannot be read now keeps an empty schema
     /// whose tables fail with the reason; other catalogs work as usual.
+    ///
+    /// With limited memory, the engine also gets its own share of the
+    /// server-wide pool: call this once per query.
     pub async fn for_caller(&self, caller: &Caller) -> Engine {
-        if self.live.is_empty() {
+        if self.live.is_empty() && self.per_query.is_none() {
             return self.clone();
         }
-        let state = self.ctx.state();
+        let mut state = self.ctx.state();
+        if let Some(limit) = self.per_query {
+            let shared = state.runtime_env().clone();
+            let share = RuntimeEnv {
+                memory_pool: Arc::new(QueryPool::new(shared.memory_pool.clone(), limit)),
+                disk_manager: shared.disk_manager.clone(),
+                cache_manager: shared.cache_manager.clone(),
+                object_store_registry: shared.object_store_registry.clone(),
+            };
+            state = SessionStateBuilder::new_from_existing(state)
+                .with_runtime_env(Arc::new(share))
+                .build();
+        }
+        if self.live.is_empty() {
+            return Engine {
+                ctx: SessionContext::new_with_state(state),
+                ..self.clone()
+            };
+        }
         // A catalog list of its own: the shared one must never hold one caller's tables.
         let catalogs = Arc::new(MemoryCatalogProviderList::new());
         let shared = state.catalog_list().clone();
@@ -285,10 +312,7 @@ impl Engine {
             .build();
         Engine {
             ctx: SessionContext::new_with_state(state),
-            schema: self.schema.clone(),
-            bad_records: self.bad_records.clone(),
-            live: self.live.clone(),
-            scan: self.scan.clone(),
+            ..self.clone()
         }
     }
 

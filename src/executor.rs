@@ -18,7 +18,7 @@ use arrow::datatypes::SchemaRef;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::physical_plan::RecordBatchStream;
-use futures::{Stream, StreamExt};
+use futures::{FutureExt, Stream, StreamExt};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
@@ -91,24 +91,32 @@ impl QueryExecutor {
         let completed = Arc::new(AtomicBool::new(false));
         let done = completed.clone();
         let task = self.inner.handle.spawn(async move {
-            let mut stream = match start.await {
-                Ok(s) => s,
-                Err(e) => {
-                    done.store(true, Ordering::Release);
-                    let _ = tx.send(Err(e)).await;
-                    return;
+            let work = async {
+                let mut stream = match start.await {
+                    Ok(s) => s,
+                    Err(e) => {
+                        done.store(true, Ordering::Release);
+                        let _ = tx.send(Err(e)).await;
+                        return;
+                    }
+                };
+                while let Some(item) = stream.next().await {
+                    let failed = item.is_err();
+                    if failed {
+                        done.store(true, Ordering::Release);
+                    }
+                    if tx.send(item).await.is_err() || failed {
+                        return;
+                    }
                 }
+                done.store(true, Ordering::Release);
             };
-            while let Some(item) = stream.next().await {
-                let failed = item.is_err();
-                if failed {
-                    done.store(true, Ordering::Release);
-                }
-                if tx.send(item).await.is_err() || failed {
-                    return;
-                }
+            // A panic inside the engine ends this query with an internal
+            // error (not as a cancellation); the server goes on.
+            if let Err(panic) = std::panic::AssertUnwindSafe(work).catch_unwind().await {
+                done.store(true, Ordering::Release);
+                let _ = tx.send(Err(panic_error(panic))).await;
             }
-            done.store(true, Ordering::Release);
         });
         let abort = task.abort_handle();
         let stream = Box::pin(ForeignStream {
@@ -137,9 +145,21 @@ impl<T> Future for AbortOnDrop<Result<T>> {
         Pin::new(&mut self.0).poll(cx).map(|joined| match joined {
             Ok(r) => r,
             Err(e) if e.is_cancelled() => Err(cancelled()),
-            Err(e) => Err(DataFusionError::Internal(format!("query task failed: {e}"))),
+            Err(e) => Err(panic_error(e.into_panic())),
         })
     }
+}
+
+/// The error a caught panic becomes: one line of reason (the panic itself,
+/// with its backtrace, went to the log through the panic hook).
+pub fn panic_error(panic: Box<dyn std::any::Any + Send>) -> DataFusionError {
+    let reason = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into());
+    let line = reason.lines().next().unwrap_or_default().to_string();
+    DataFusionError::Internal(format!("the engine failed (a panic): {line}"))
 }
 
 fn cancelled() -> DataFusionError {

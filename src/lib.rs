@@ -6,6 +6,7 @@ pub mod cooperative;
 pub mod engine;
 pub mod executor;
 pub mod flight;
+pub mod memory;
 pub mod output;
 
 pub use engine::{Caller, DataSource, Engine, EngineOptions, Source};

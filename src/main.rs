@@ -160,7 +160,7 @@ impl DataArgs {
             OnBadRecord::Fail => BadRecordPolicy::Fail,
             OnBadRecord::Skip => BadRecordPolicy::Skip,
         };
-        let engine = open_engine(local, &file, on_bad_record)?;
+        let engine = open_engine(local, &file, on_bad_record, false)?;
         let caller = match (engine.passthrough_service(), &self.password) {
             (Some(service), Some(password)) => {
                 let identity = if self.user.is_empty() {
@@ -186,12 +186,14 @@ fn open_engine(
     local: Option<DataSource>,
     file: &tsql::config::FileConfig,
     on_bad_record: BadRecordPolicy,
+    serving: bool,
 ) -> datafusion::error::Result<Engine> {
     Engine::with_sources(
         &sources(local, file)?,
         EngineOptions {
             on_bad_record,
             schema: None,
+            memory: file.memory(serving).map_err(plan_error)?,
         },
     )
 }
@@ -285,7 +287,7 @@ async fn serve(args: ServeArgs) -> datafusion::error::Result<()> {
             ));
         }
     };
-    let engine = open_engine(local, &file, on_bad_record)?;
+    let engine = open_engine(local, &file, on_bad_record, true)?;
     let upstream = engine.passthrough_service();
     let mut users = file.users.clone();
     let mut note = String::new();

@@ -84,7 +84,7 @@ impl TsqlDb {
                 &sources,
                 EngineOptions {
                     on_bad_record: self.policy,
-                    schema: None,
+                    ..EngineOptions::default()
                 },
             )
             .map_err(|e| TestError(e.to_string()))?;

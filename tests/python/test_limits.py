@@ -1,0 +1,91 @@
+"""One server, many users: memory limits and the status each kind of failure gets."""
+
+import threading
+import time
+
+import adbc_driver_flightsql.dbapi as flightsql
+import adbc_driver_manager
+import pytest
+
+from conftest import Server
+
+LIMIT_MB = 400
+
+
+@pytest.fixture(scope="module")
+def limited(tmp_path_factory):
+    config = tmp_path_factory.mktemp("limits") / "tsql.toml"
+    spill = config.parent / "spill"
+    config.write_text(f'memory_limit = "{LIMIT_MB}MB"\nquery_memory_limit = "200MB"\nspill_dir = "{spill}"\n')
+    s = Server(["--demo", "--config", str(config)])
+    yield s
+    s.stop()
+
+
+def connect(server):
+    return flightsql.connect(server.uri, db_kwargs={"username": "admin", "password": "admin"}, autocommit=True)
+
+
+def query(server, sql):
+    with connect(server) as conn, conn.cursor() as cur:
+        cur.execute(sql)
+        return cur.fetchall()
+
+
+def status_of(server, sql):
+    with pytest.raises(adbc_driver_manager.Error) as err:
+        query(server, sql)
+    return str(err.value)
+
+
+def grpc_code(text):
+    """The gRPC status code ADBC reports in parentheses: `(ResourceExhausted; DoGet…)`."""
+    import re
+
+    m = re.search(r"\((\w+); ", text)
+    return m.group(1) if m else None
+
+
+def rss_mb(server):
+    for line in open(f"/proc/{server.proc.pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def test_a_memory_bomb_ends_with_resource_exhausted_while_others_answer(limited):
+    bomb = ("SELECT count(DISTINCT a.entity_id || b.entity_id || c.entity_id) "
+            "FROM orders a, orders b, orders c")
+    outcome, peak = {}, [0.0]
+
+    def run_bomb():
+        outcome["status"] = status_of(limited, bomb)
+
+    worker = threading.Thread(target=run_bomb)
+    worker.start()
+    answers = 0
+    while worker.is_alive():
+        peak[0] = max(peak[0], rss_mb(limited))
+        assert query(limited, "SELECT count(*) FROM orders")[0][0] > 0
+        answers += 1
+        time.sleep(0.05)
+    worker.join()
+    assert grpc_code(outcome["status"]) == "ResourceExhausted", outcome["status"]
+    assert "memory_limit" in outcome["status"]  # says how to raise it
+    assert peak[0] < LIMIT_MB + 300, f"peak RSS {peak[0]:.0f} MB over the {LIMIT_MB} MB limit plus margin"
+    assert answers > 0 and limited.alive()
+    assert query(limited, "SELECT 1") == [(1,)]
+
+
+@pytest.mark.parametrize("sql,status", [
+    ("SELECT 1/0", "InvalidArgument"),
+    ("SELECT CAST('x' AS INT)", "InvalidArgument"),
+    ("SELECT 'a' + 1", "InvalidArgument"),
+    ("SELEC 1", "InvalidArgument"),
+    ("SELECT nosuch FROM orders", "InvalidArgument"),
+    ("SELECT * FROM nosuch", "NotFound"),
+    ("SELECT total / (channel = 'nowhere')::int FROM orders", "InvalidArgument"),
+])
+def test_each_error_class_gets_its_status(limited, sql, status):
+    text = status_of(limited, sql)
+    assert grpc_code(text) == status, text
