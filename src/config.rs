@@ -51,6 +51,14 @@ pub struct FileConfig {
     pub query_memory_limit: Option<String>,
     /// Where queries spill to disk; default: the system's temporary folder.
     pub spill_dir: Option<PathBuf>,
+    /// Queries running at once (default: 4 per core).
+    pub max_running_queries: Option<usize>,
+    /// Queries waiting at once; more are refused with RESOURCE_EXHAUSTED (default 256).
+    pub max_queued_queries: Option<usize>,
+    /// Queries of one user running at once (default: 2 per core).
+    pub max_queries_per_user: Option<usize>,
+    /// Seconds a query may take, queueing included (default 3600; 0: no limit).
+    pub query_timeout_seconds: Option<f64>,
     /// Sources besides (or instead of) `data`/`demo`, each its own catalog.
     #[serde(default, rename = "source")]
     pub sources: Vec<SourceConfig>,
@@ -244,6 +252,40 @@ impl FileConfig {
         Ok(Some(m))
     }
 
+    /// The admission limits: as configured, else the defaults.
+    pub fn admission(&self) -> Result<crate::admission::AdmissionSettings, String> {
+        let mut a = crate::admission::AdmissionSettings::default();
+        let positive = |v: Option<usize>, key: &str, default: usize| match v {
+            Some(0) => Err(format!("{key} must be at least 1")),
+            Some(n) => Ok(n),
+            None => Ok(default),
+        };
+        a.max_running = positive(
+            self.max_running_queries,
+            "max_running_queries",
+            a.max_running,
+        )?;
+        a.max_queued = self.max_queued_queries.unwrap_or(a.max_queued);
+        a.per_user = positive(
+            self.max_queries_per_user,
+            "max_queries_per_user",
+            a.per_user,
+        )?;
+        match self.query_timeout_seconds {
+            Some(t) if t == 0.0 => a.timeout = None,
+            Some(t) if t > 0.0 && t.is_finite() => {
+                a.timeout = Some(std::time::Duration::from_secs_f64(t))
+            }
+            Some(t) => {
+                return Err(format!(
+                    "query_timeout_seconds must be a positive number (0: no limit), not {t}"
+                ));
+            }
+            None => {}
+        }
+        Ok(a)
+    }
+
     /// Reads and checks a config file.
     pub fn load(path: &Path) -> Result<FileConfig, String> {
         let text = std::fs::read_to_string(path)
@@ -252,6 +294,7 @@ impl FileConfig {
             toml::from_str(&text).map_err(|e| format!("config file {}: {e}", path.display()))?;
         config
             .memory(false)
+            .and_then(|_| config.admission())
             .map_err(|e| format!("config file {}: {e}", path.display()))?;
         for source in &config.sources {
             source

@@ -1,6 +1,7 @@
 //! tsql: SQL over Cyoda entities. The library behind the `tsql` binary:
 //! engine sessions over entity sources, and result output.
 
+pub mod admission;
 pub mod config;
 pub mod cooperative;
 pub mod engine;

@@ -316,7 +316,11 @@ async fn serve(args: ServeArgs) -> datafusion::error::Result<()> {
     note.push_str(&format!("; catalogs: {}", catalogs.join(", ")));
     let auth = std::sync::Arc::new(tsql::flight::Authenticator::new(users, upstream));
     let scheme = if tls.is_some() { "grpc+tls" } else { "grpc" };
-    let options = tsql::flight::ServeOptions { listen, tls };
+    let options = tsql::flight::ServeOptions {
+        listen,
+        tls,
+        admission: file.admission().map_err(plan_error)?,
+    };
     tsql::flight::serve(engine, auth, options, |addr| {
         eprintln!("tsql: serving Arrow Flight SQL on {scheme}://{addr}{note}");
     })

@@ -14,6 +14,11 @@ pub fn to_status(e: DataFusionError) -> Status {
         return super::auth::upstream_status(upstream);
     }
     let message = e.to_string();
+    if let DataFusionError::External(inner) = e.find_root() {
+        if inner.is::<crate::admission::QueryTimeout>() {
+            return Status::deadline_exceeded(message);
+        }
+    }
     match class(&e) {
         ErrorClass::Syntax | ErrorClass::Invalid => Status::invalid_argument(message),
         ErrorClass::NotFound => Status::not_found(message),

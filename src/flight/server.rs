@@ -19,6 +19,8 @@ pub struct ServeOptions {
     pub listen: SocketAddr,
     /// PEM certificate chain and private key, for TLS.
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// How many queries run and wait, and for how long.
+    pub admission: crate::admission::AdmissionSettings,
 }
 
 /// Serves `engine` until SIGTERM or Ctrl-C, then stops accepting calls and
@@ -32,7 +34,12 @@ pub async fn serve(
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
     let executor = crate::QueryExecutor::new(threads)
         .map_err(|e| format!("cannot start the query threads: {e}"))?;
-    let service = TsqlFlightService::new(TsqlFlightSql::new(engine, executor, auth));
+    let service = TsqlFlightService::new(TsqlFlightSql::new(
+        engine,
+        executor,
+        auth,
+        options.admission.clone(),
+    ));
     let mut builder = Server::builder();
     if let Some((cert, key)) = &options.tls {
         let cert_pem = std::fs::read(cert)

@@ -82,6 +82,7 @@ const PREPARED_IDLE_LIMIT: std::time::Duration = std::time::Duration::from_secs(
 
 /// The Flight SQL service over one engine.
 pub struct TsqlFlightSql {
+    admission: Arc<crate::admission::Admission>,
     engine: Engine,
     executor: QueryExecutor,
     auth: Arc<Authenticator>,
@@ -97,8 +98,14 @@ const READ_ONLY: &str = "tsql is read-only: it answers queries (SELECT, SHOW, DE
 impl TsqlFlightSql {
     /// A service answering from `engine`, running query work on `executor`,
     /// accepting callers `auth` knows.
-    pub fn new(engine: Engine, executor: QueryExecutor, auth: Arc<Authenticator>) -> Self {
+    pub fn new(
+        engine: Engine,
+        executor: QueryExecutor,
+        auth: Arc<Authenticator>,
+        admission: crate::admission::AdmissionSettings,
+    ) -> Self {
         TsqlFlightSql {
+            admission: Arc::new(crate::admission::Admission::new(admission)),
             engine,
             executor,
             auth,
@@ -198,6 +205,7 @@ impl TsqlFlightSql {
         df: DataFrame,
         ticket: &QueryTicket,
         sql: &str,
+        admitted: crate::admission::Ticket,
     ) -> Result<Response<DoGetStream>, Status> {
         let schema = wire_schema(df.schema().as_arrow());
         let wire = schema.clone();
@@ -209,6 +217,7 @@ impl TsqlFlightSql {
                 as datafusion::execution::SendableRecordBatchStream)
         });
         let registration = self.running.register(&ticket.execution, abort)?;
+        let batches = Box::pin(crate::admission::until_deadline(batches, admitted));
         let batches = LoggedStream::new(batches, &ticket.execution, &ticket.user, sql);
         let batches = batches.map(move |b| {
             let _running = &registration;
@@ -505,6 +514,8 @@ impl FlightSqlService for TsqlFlightSql {
             let p = self.prepared(&ticket.prepared, &user)?;
             (p.sql, p.params)
         };
+        // Waits for its turn (or is refused) before it plans and runs.
+        let admitted = self.admission.admit(&user).await?;
         let df = self
             .plan(
                 &caller,
@@ -514,7 +525,7 @@ impl FlightSqlService for TsqlFlightSql {
                 params,
             )
             .await?;
-        self.stream(df, &ticket, &sql)
+        self.stream(df, &ticket, &sql, admitted)
     }
 
     async fn do_action_create_prepared_statement(

@@ -1,0 +1,250 @@
+//! Admission: at most `max_running` queries run at once and at most
+//! `per_user` of one user; others wait in a queue of at most `max_queued`,
+//! beyond which a query is refused at once. A query that waits or runs
+//! longer than `timeout` ends with DEADLINE_EXCEEDED.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tonic::Status;
+
+/// The limits.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AdmissionSettings {
+    /// Queries running at once.
+    pub max_running: usize,
+    /// Queries waiting at once.
+    pub max_queued: usize,
+    /// Queries of one user running at once.
+    pub per_user: usize,
+    /// How long a query may take, queueing included.
+    pub timeout: Option<Duration>,
+}
+
+impl Default for AdmissionSettings {
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        AdmissionSettings {
+            max_running: 4 * cores,
+            max_queued: 256,
+            per_user: 2 * cores,
+            timeout: Some(Duration::from_secs(3600)),
+        }
+    }
+}
+
+/// Admits queries under the limits.
+#[derive(Debug)]
+pub struct Admission {
+    settings: AdmissionSettings,
+    running: Arc<Semaphore>,
+    users: Mutex<HashMap<String, Arc<Semaphore>>>,
+    queued: Mutex<usize>,
+}
+
+/// A query's right to run; dropping it lets the next one in.
+#[derive(Debug)]
+pub struct Ticket {
+    _running: OwnedSemaphorePermit,
+    _user: OwnedSemaphorePermit,
+    /// When the query must end.
+    pub deadline: Option<Instant>,
+    /// The timeout the deadline comes from.
+    pub limit: Option<Duration>,
+    /// How long it waited in the queue.
+    pub queued_for: Duration,
+}
+
+struct QueueSlot<'a>(&'a Mutex<usize>);
+
+impl Drop for QueueSlot<'_> {
+    fn drop(&mut self) {
+        *self.0.lock().expect("not poisoned") -= 1;
+    }
+}
+
+impl Admission {
+    /// Admission under `settings`.
+    pub fn new(settings: AdmissionSettings) -> Self {
+        Admission {
+            running: Arc::new(Semaphore::new(settings.max_running.max(1))),
+            users: Mutex::new(HashMap::new()),
+            queued: Mutex::new(0),
+            settings,
+        }
+    }
+
+    /// The limits.
+    pub fn settings(&self) -> &AdmissionSettings {
+        &self.settings
+    }
+
+    fn user_slots(&self, user: &str) -> Arc<Semaphore> {
+        let mut users = self.users.lock().expect("not poisoned");
+        // Users with nothing running are forgotten now and then.
+        if users.len() > 10_000 {
+            let full = self.settings.per_user.max(1);
+            users.retain(|_, s| s.available_permits() < full);
+        }
+        users
+            .entry(user.to_string())
+            .or_insert_with(|| Arc::new(Semaphore::new(self.settings.per_user.max(1))))
+            .clone()
+    }
+
+    /// Waits for the right to run a query of `user`.
+    pub async fn admit(&self, user: &str) -> Result<Ticket, Status> {
+        let started = Instant::now();
+        let deadline = self.settings.timeout.map(|t| started + t);
+        let user_slots = self.user_slots(user);
+        // Fast path: room at once.
+        if let (Ok(u), Ok(r)) = (
+            user_slots.clone().try_acquire_owned(),
+            self.running.clone().try_acquire_owned(),
+        ) {
+            return Ok(Ticket {
+                _running: r,
+                _user: u,
+                deadline,
+                limit: self.settings.timeout,
+                queued_for: Duration::ZERO,
+            });
+        }
+        let _slot = {
+            let mut queued = self.queued.lock().expect("not poisoned");
+            if *queued >= self.settings.max_queued {
+                return Err(Status::resource_exhausted(format!(
+                    "the server is busy: {} queries run and {} wait (max_running_queries = {}, max_queued_queries = {}); try again shortly",
+                    self.settings.max_running,
+                    *queued,
+                    self.settings.max_running,
+                    self.settings.max_queued
+                )));
+            }
+            *queued += 1;
+            QueueSlot(&self.queued)
+        };
+        let wait = async {
+            let u = user_slots.acquire_owned().await.expect("never closed");
+            let r = self
+                .running
+                .clone()
+                .acquire_owned()
+                .await
+                .expect("never closed");
+            (u, r)
+        };
+        let (u, r) = match deadline {
+            Some(d) => tokio::time::timeout_at(d.into(), wait).await.map_err(|_| {
+                Status::deadline_exceeded(format!(
+                    "the query waited {:.1} s in the queue and did not start within query_timeout_seconds ({} s); the server is busy, or user '{user}' already runs {} queries (max_queries_per_user)",
+                    started.elapsed().as_secs_f64(),
+                    self.settings.timeout.map_or(0, |t| t.as_secs()),
+                    self.settings.per_user
+                ))
+            })?,
+            None => wait.await,
+        };
+        Ok(Ticket {
+            _running: r,
+            _user: u,
+            deadline,
+            limit: self.settings.timeout,
+            queued_for: started.elapsed(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(
+        running: usize,
+        queued: usize,
+        per_user: usize,
+        timeout_ms: u64,
+    ) -> AdmissionSettings {
+        AdmissionSettings {
+            max_running: running,
+            max_queued: queued,
+            per_user,
+            timeout: Some(Duration::from_millis(timeout_ms)),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_queue_and_the_per_user_cap_hold() {
+        let a = Arc::new(Admission::new(settings(2, 1, 1, 300)));
+        let first = a.admit("ann").await.unwrap();
+        // Ann's second query waits for her first; it gives up at the deadline.
+        let e = a.admit("ann").await.unwrap_err();
+        assert_eq!(e.code(), tonic::Code::DeadlineExceeded);
+        assert!(e.message().contains("in the queue"), "{}", e.message());
+        let _bob = a.admit("bob").await.unwrap();
+        // Both slots are taken: one may wait, the next is refused at once.
+        let waiting = {
+            let a = a.clone();
+            tokio::spawn(async move { a.admit("cy").await.map(|t| t.queued_for) })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let refused = a.admit("dee").await.unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::ResourceExhausted);
+        drop(first);
+        let waited = waiting.await.unwrap().unwrap();
+        assert!(waited >= Duration::from_millis(40), "{waited:?}");
+    }
+}
+
+/// A query ran past `query_timeout_seconds`.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the query ran past query_timeout_seconds ({limit} s): it waited {queued:.1} s in the queue and ran {ran:.1} s, then was stopped; narrow it, or raise the timeout in the server config"
+)]
+pub struct QueryTimeout {
+    /// The limit, seconds.
+    pub limit: u64,
+    /// Seconds it waited to start.
+    pub queued: f64,
+    /// Seconds it ran.
+    pub ran: f64,
+}
+
+/// `batches`, ended with a [`QueryTimeout`] error at the ticket's deadline;
+/// the ticket is held (the query keeps its place) until the stream ends.
+pub fn until_deadline<S>(
+    batches: S,
+    ticket: Ticket,
+) -> impl futures::Stream<Item = datafusion::error::Result<arrow::array::RecordBatch>> + Send
+where
+    S: futures::Stream<Item = datafusion::error::Result<arrow::array::RecordBatch>>
+        + Send
+        + Unpin
+        + 'static,
+{
+    use futures::StreamExt;
+    let started = Instant::now();
+    futures::stream::unfold(Some((batches, ticket)), move |state| async move {
+        let (mut batches, ticket) = state?;
+        let next = match ticket.deadline {
+            Some(d) => match tokio::time::timeout_at(d.into(), batches.next()).await {
+                Ok(next) => next,
+                Err(_) => {
+                    let queued = ticket.queued_for.as_secs_f64();
+                    let ran = started.elapsed().as_secs_f64();
+                    let timeout = QueryTimeout {
+                        limit: ticket.limit.map_or(0, |l| l.as_secs()),
+                        queued,
+                        ran,
+                    };
+                    let error = datafusion::error::DataFusionError::External(Box::new(timeout));
+                    return Some((Err(error), None));
+                }
+            },
+            None => batches.next().await,
+        };
+        next.map(|item| (item, Some((batches, ticket))))
+    })
+}

@@ -1,0 +1,87 @@
+"""Admission under load: running and queued caps, the per-user cap and the query timeout."""
+
+import concurrent.futures
+import re
+import time
+
+import adbc_driver_flightsql.dbapi as flightsql
+import adbc_driver_manager
+import bcrypt
+import pytest
+
+from conftest import Server
+
+# Endless, and cancellable at any point (it yields between batches).
+SLOW = "SELECT count(*) FROM orders_lines a CROSS JOIN orders_lines b CROSS JOIN orders_lines c"
+TIMEOUT = 4
+
+
+@pytest.fixture(scope="module")
+def busy(tmp_path_factory):
+    config = tmp_path_factory.mktemp("admission") / "tsql.toml"
+    users = "".join(
+        f'[[users]]\nname = "{u}"\npassword_hash = "{bcrypt.hashpw(u.encode(), bcrypt.gensalt(rounds=4)).decode()}"\n'
+        for u in ["ann", "bob"]
+    )
+    config.write_text(
+        f"demo = true\nmax_running_queries = 3\nmax_queued_queries = 4\nmax_queries_per_user = 2\n"
+        f"query_timeout_seconds = {TIMEOUT}\n" + users
+    )
+    s = Server(["--config", str(config)])
+    yield s
+    s.stop()
+
+
+def run(server, sql, user="ann"):
+    started = time.time()
+    try:
+        with flightsql.connect(server.uri, db_kwargs={"username": user, "password": user}, autocommit=True) as c:
+            with c.cursor() as cur:
+                cur.execute(sql)
+                return "ok", cur.fetchall(), time.time() - started
+    except adbc_driver_manager.Error as e:
+        m = re.search(r"\((\w+); ", str(e))
+        return (m.group(1) if m else str(e)), str(e), time.time() - started
+
+
+def test_a_query_past_its_timeout_is_stopped(busy):
+    code, text, took = run(busy, SLOW)
+    assert code == "DeadlineExceeded", text
+    assert "query_timeout_seconds" in text
+    assert TIMEOUT - 0.5 < took < TIMEOUT + 10
+    assert busy.wait_idle(), "the stopped query kept computing"
+
+
+def test_running_and_queued_caps_hold_under_many_clients(busy):
+    with concurrent.futures.ThreadPoolExecutor(12) as pool:
+        results = list(pool.map(lambda i: run(busy, SLOW, "ann" if i % 2 else "bob"), range(12)))
+    codes = [r[0] for r in results]
+    refused = [r for r in results if r[0] == "ResourceExhausted"]
+    # 3 run and 4 wait; the other 5 are refused at once, saying why.
+    assert len(refused) == 5, codes
+    assert all(r[2] < 2 for r in refused), [r[2] for r in refused]
+    assert all("max_queued_queries" in r[1] for r in refused)
+    # Whoever got in ran (or waited) until the timeout.
+    assert sorted(codes).count("DeadlineExceeded") == 7, codes
+    assert any("in the queue" in r[1] for r in results if r[0] == "DeadlineExceeded")
+    assert busy.wait_idle()
+    assert run(busy, "SELECT 1")[0] == "ok"
+
+
+def test_the_per_user_cap_lets_other_users_in(busy):
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        slow = [pool.submit(run, busy, SLOW, "ann") for _ in range(2)]
+        time.sleep(1.0)
+        # ann runs her two (max_queries_per_user); her third waits although a
+        # running slot is free, and bob gets that slot at once.
+        third = pool.submit(run, busy, SLOW, "ann")
+        time.sleep(0.3)
+        code, rows, took = run(busy, "SELECT count(*) FROM orders", "bob")
+        assert code == "ok" and took < 2, (code, rows, took)
+        code, text, _ = third.result()
+        # It waited for one of ann's slots (until her first two timed out).
+        waited = float(re.search(r"waited ([\d.]+) s in the queue", text).group(1))
+        assert code == "DeadlineExceeded" and waited > 2, text
+        for f in slow:
+            assert f.result()[0] == "DeadlineExceeded"
+    assert busy.wait_idle()
