@@ -91,6 +91,8 @@ pub struct Caller {
     pub name: String,
     /// The caller's Cyoda identity, for sources in passthrough mode.
     pub upstream: Option<Identity>,
+    /// May see and stop everyone's queries (role `admin`).
+    pub sees_all: bool,
 }
 
 impl Caller {
@@ -99,6 +101,7 @@ impl Caller {
         Caller {
             name: name.to_string(),
             upstream: None,
+            sees_all: false,
         }
     }
 }
@@ -137,6 +140,8 @@ pub struct Engine {
     ctx: SessionContext,
     /// Bytes one query may reserve, when memory is limited.
     per_query: Option<usize>,
+    /// The server's queries, shown as `system.runtime.queries`.
+    queries: Option<Arc<crate::queries::QueryLog>>,
     bad_records: Arc<BadRecords>,
     live: Arc<Vec<LiveCatalog>>,
     scan: ScanOptions,
@@ -240,10 +245,17 @@ impl Engine {
         Ok(Engine {
             ctx,
             per_query: options.memory.as_ref().map(|m| m.per_query),
+            queries: None,
             bad_records,
             live: Arc::new(live),
             scan,
         })
+    }
+
+    /// This engine showing `log` as `system.runtime.queries`.
+    pub fn with_query_log(mut self, log: Arc<crate::queries::QueryLog>) -> Engine {
+        self.queries = Some(log);
+        self
     }
 
     /// The Cyoda service that checks callers' own identities (passthrough mode), if any.
@@ -262,7 +274,7 @@ impl Engine {
     /// With limited memory, the engine also gets its own share of the
     /// server-wide pool: call this once per query.
     pub async fn for_caller(&self, caller: &Caller) -> Engine {
-        if self.live.is_empty() && self.per_query.is_none() {
+        if self.live.is_empty() && self.per_query.is_none() && self.queries.is_none() {
             return self.clone();
         }
         let mut state = self.ctx.state();
@@ -278,12 +290,6 @@ impl Engine {
                 .with_runtime_env(Arc::new(share))
                 .build();
         }
-        if self.live.is_empty() {
-            return Engine {
-                ctx: SessionContext::new_with_state(state),
-                ..self.clone()
-            };
-        }
         // A catalog list of its own: the shared one must never hold one caller's tables.
         let catalogs = Arc::new(MemoryCatalogProviderList::new());
         let shared = state.catalog_list().clone();
@@ -291,6 +297,20 @@ impl Engine {
             if let Some(c) = shared.catalog(&name) {
                 catalogs.register_catalog(name, c);
             }
+        }
+        if let Some(log) = &self.queries {
+            let view = log.snapshot(&caller.name, caller.sees_all);
+            let table = datafusion::datasource::MemTable::try_new(view.schema(), vec![vec![view]])
+                .expect("the snapshot has the table's schema");
+            let runtime = MemorySchemaProvider::new();
+            runtime
+                .register_table("queries".into(), Arc::new(table))
+                .expect("a memory schema accepts tables");
+            let system = MemoryCatalogProvider::new();
+            system
+                .register_schema("runtime", Arc::new(runtime))
+                .expect("a memory catalog accepts schemas");
+            catalogs.register_catalog("system".into(), Arc::new(system));
         }
         for l in self.live.iter() {
             let schema: Arc<dyn SchemaProvider> =

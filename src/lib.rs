@@ -9,6 +9,7 @@ pub mod executor;
 pub mod flight;
 pub mod memory;
 pub mod output;
+pub mod queries;
 
 pub use engine::{Caller, DataSource, Engine, EngineOptions, Source};
 pub use executor::QueryExecutor;

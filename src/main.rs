@@ -172,6 +172,7 @@ impl DataArgs {
                 Caller {
                     name: format!("{}@{}", identity.subject, identity.tenant),
                     upstream: Some(identity),
+                    sees_all: false,
                 }
             }
             _ => Caller::named(&self.user),
@@ -301,7 +302,7 @@ async fn serve(args: ServeArgs) -> datafusion::error::Result<()> {
         users.push(tsql::config::User {
             name: name.into(),
             password_hash: tsql::config::hash_password(password),
-            roles: vec![],
+            roles: vec!["admin".into()],
         });
         note = format!(", user {name}, password {password}");
     }

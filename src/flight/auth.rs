@@ -173,6 +173,7 @@ impl Authenticator {
         Caller {
             name: format!("{}@{}", identity.subject, identity.tenant),
             upstream: Some(identity),
+            sees_all: false,
         }
     }
 
@@ -180,7 +181,7 @@ impl Authenticator {
     /// tokens), else a Cyoda identity when passthrough is on.
     async fn basic_caller(&self, user: &str, password: &str) -> Result<Caller, Status> {
         if self.local(user, password) {
-            return Ok(Caller::named(user));
+            return Ok(self.local_caller(user));
         }
         let Some(service) = &self.upstream else {
             return Err(Self::refused(user));
@@ -222,9 +223,21 @@ impl Authenticator {
         self.login(&user, &password).await
     }
 
+    /// A configured user as a caller; role `admin` sees everyone's queries.
+    fn local_caller(&self, user: &str) -> Caller {
+        let sees_all = self
+            .users
+            .iter()
+            .any(|u| u.name == user && u.roles.iter().any(|r| r == "admin"));
+        Caller {
+            sees_all,
+            ..Caller::named(user)
+        }
+    }
+
     async fn bearer(&self, token: &str) -> Result<Caller, Status> {
         if let Some(user) = self.token_user(token) {
-            return Ok(Caller::named(&user));
+            return Ok(self.local_caller(&user));
         }
         match &self.upstream {
             Some(service) if token.matches('.').count() == 2 => {

@@ -3,11 +3,13 @@
 //! cancelled, or stopped because the client went away).
 
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
 use arrow::array::RecordBatch;
 use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::memory_pool::MemoryPool;
 use futures::Stream;
 
 /// How much of the SQL text goes into the log line.
@@ -16,6 +18,7 @@ const SQL_SHOWN: usize = 200;
 /// Wraps a result stream and logs its execution when the stream is dropped.
 pub struct LoggedStream<S> {
     inner: S,
+    entry: Option<(crate::queries::QueryEntry, Arc<dyn MemoryPool>)>,
     execution: String,
     user: String,
     sql: String,
@@ -25,10 +28,22 @@ pub struct LoggedStream<S> {
 }
 
 impl<S> LoggedStream<S> {
+    /// Also keeps `entry` of the query view up to date (rows, bytes, the
+    /// memory the query's `pool` holds, how it ended).
+    pub fn with_entry(
+        mut self,
+        entry: crate::queries::QueryEntry,
+        pool: Arc<dyn MemoryPool>,
+    ) -> Self {
+        self.entry = Some((entry, pool));
+        self
+    }
+
     /// Logs `inner`, the execution `execution` of `sql` by `user`.
     pub fn new(inner: S, execution: &str, user: &str, sql: &str) -> Self {
         LoggedStream {
             inner,
+            entry: None,
             execution: execution.to_string(),
             user: user.to_string(),
             sql: one_line(sql),
@@ -45,7 +60,12 @@ impl<S: Stream<Item = Result<RecordBatch>> + Unpin> Stream for LoggedStream<S> {
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let polled = Pin::new(&mut self.inner).poll_next(cx);
         match &polled {
-            Poll::Ready(Some(Ok(b))) => self.rows += b.num_rows(),
+            Poll::Ready(Some(Ok(b))) => {
+                self.rows += b.num_rows();
+                if let Some((entry, pool)) = &self.entry {
+                    entry.progress(b.num_rows(), b.get_array_memory_size(), pool.reserved());
+                }
+            }
             Poll::Ready(Some(Err(e))) => self.ending = Some(ending_of(e)),
             Poll::Ready(None) if self.ending.is_none() => self.ending = Some("finished".into()),
             _ => {}
@@ -60,6 +80,15 @@ impl<S> Drop for LoggedStream<S> {
             .ending
             .take()
             .unwrap_or_else(|| "stopped: the client went away".into());
+        if let Some((entry, _)) = &self.entry {
+            use crate::queries::QueryState;
+            let (state, error) = match ending.as_str() {
+                "finished" => (QueryState::Finished, None),
+                e if e.starts_with("failed") => (QueryState::Failed, Some(e.to_string())),
+                e => (QueryState::Cancelled, Some(e.to_string())),
+            };
+            entry.end(state, error);
+        }
         eprintln!(
             "tsql: query {} by {}: {} rows in {:.3} s, {ending}: {}",
             self.execution,

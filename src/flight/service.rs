@@ -83,6 +83,7 @@ const PREPARED_IDLE_LIMIT: std::time::Duration = std::time::Duration::from_secs(
 /// The Flight SQL service over one engine.
 pub struct TsqlFlightSql {
     admission: Arc<crate::admission::Admission>,
+    queries: Arc<crate::queries::QueryLog>,
     engine: Engine,
     executor: QueryExecutor,
     auth: Arc<Authenticator>,
@@ -104,9 +105,11 @@ impl TsqlFlightSql {
         auth: Arc<Authenticator>,
         admission: crate::admission::AdmissionSettings,
     ) -> Self {
+        let queries = Arc::new(crate::queries::QueryLog::default());
         TsqlFlightSql {
             admission: Arc::new(crate::admission::Admission::new(admission)),
-            engine,
+            engine: engine.with_query_log(queries.clone()),
+            queries,
             executor,
             auth,
             sessions: Sessions::default(),
@@ -124,6 +127,30 @@ impl TsqlFlightSql {
     ) -> impl std::future::Future<Output = Result<Caller, Status>> + Send + '_ {
         let metadata = request.metadata().clone();
         async move { self.auth.check(&metadata).await }
+    }
+
+    /// `CALL system.runtime.kill_query('<id>')`: stops the query (the
+    /// caller's own, or anyone's for role `admin`) and answers with a query
+    /// that reports it.
+    fn kill(&self, caller: &Caller, id: &str) -> Result<String, Status> {
+        let entry = self
+            .queries
+            .find(id)
+            .filter(|e| caller.sees_all || e.user() == caller.name)
+            .ok_or_else(|| {
+                Status::not_found(format!(
+                    "no query '{id}' of yours: SELECT query_id, state FROM system.runtime.queries lists them"
+                ))
+            })?;
+        self.running.cancel(id);
+        entry.end(
+            crate::queries::QueryState::Cancelled,
+            Some(format!("killed by {}", caller.name)),
+        );
+        let quoted = id.replace('\'', "''");
+        Ok(format!(
+            "SELECT '{quoted}' AS query_id, 'cancelled' AS state"
+        ))
     }
 
     /// The default catalog and schema of the caller's session.
@@ -206,7 +233,9 @@ impl TsqlFlightSql {
         ticket: &QueryTicket,
         sql: &str,
         admitted: crate::admission::Ticket,
+        entry: crate::queries::QueryEntry,
     ) -> Result<Response<DoGetStream>, Status> {
+        let pool = df.task_ctx().memory_pool().clone();
         let schema = wire_schema(df.schema().as_arrow());
         let wire = schema.clone();
         let (batches, abort) = self.executor.stream(schema.clone(), async move {
@@ -218,7 +247,8 @@ impl TsqlFlightSql {
         });
         let registration = self.running.register(&ticket.execution, abort)?;
         let batches = Box::pin(crate::admission::until_deadline(batches, admitted));
-        let batches = LoggedStream::new(batches, &ticket.execution, &ticket.user, sql);
+        let batches = LoggedStream::new(batches, &ticket.execution, &ticket.user, sql)
+            .with_entry(entry, pool);
         let batches = batches.map(move |b| {
             let _running = &registration;
             b.map_err(|e| FlightError::Tonic(Box::new(to_status(e))))
@@ -396,6 +426,21 @@ impl TsqlFlightSql {
     }
 }
 
+/// The query id of `CALL system.runtime.kill_query('<id>')`, if `sql` is that.
+fn kill_request(sql: &str) -> Option<String> {
+    let text = sql.trim().trim_end_matches(';').trim();
+    let head = "call system.runtime.kill_query";
+    let lower = text.to_ascii_lowercase();
+    let squeezed: String = lower.split_whitespace().collect::<Vec<_>>().join(" ");
+    if !squeezed.starts_with(head) {
+        return None;
+    }
+    let open = text.find('(')?;
+    let inner = text[open + 1..].strip_suffix(')')?.trim();
+    let id = inner.strip_prefix('\'')?.strip_suffix('\'')?;
+    Some(id.replace("''", "'"))
+}
+
 fn set_error(value: SetSessionOptionsErrorValue) -> SetSessionOptionsError {
     SetSessionOptionsError {
         value: value as i32,
@@ -490,11 +535,15 @@ impl FlightSqlService for TsqlFlightSql {
         let caller = self.caller(&request).await?;
         let user = caller.name.clone();
         let (catalog, schema) = self.session_defaults(&request, &user);
+        let sql = match kill_request(&query.query) {
+            Some(id) => self.kill(&caller, &id)?,
+            None => query.query,
+        };
         let df = self
-            .plan(&caller, &catalog, &schema, query.query.clone(), None)
+            .plan(&caller, &catalog, &schema, sql.clone(), None)
             .await?;
         let mut ticket = QueryTicket::new(&user, &catalog, &schema);
-        ticket.sql = query.query;
+        ticket.sql = sql;
         Self::execution_info(&df, &ticket, request.into_inner())
     }
 
@@ -515,7 +564,16 @@ impl FlightSqlService for TsqlFlightSql {
             (p.sql, p.params)
         };
         // Waits for its turn (or is refused) before it plans and runs.
-        let admitted = self.admission.admit(&user).await?;
+        let entry = self.queries.start(&ticket.execution, &user, &sql);
+        let failed = |status: Status| {
+            entry.end(
+                crate::queries::QueryState::Failed,
+                Some(status.message().to_string()),
+            );
+            status
+        };
+        let admitted = self.admission.admit(&user).await.map_err(failed)?;
+        entry.running();
         let df = self
             .plan(
                 &caller,
@@ -524,8 +582,9 @@ impl FlightSqlService for TsqlFlightSql {
                 sql.clone(),
                 params,
             )
-            .await?;
-        self.stream(df, &ticket, &sql, admitted)
+            .await
+            .map_err(failed)?;
+        self.stream(df, &ticket, &sql, admitted, entry)
     }
 
     async fn do_action_create_prepared_statement(
@@ -536,8 +595,12 @@ impl FlightSqlService for TsqlFlightSql {
         let caller = self.caller(&request).await?;
         let user = caller.name.clone();
         let (catalog, schema) = self.session_defaults(&request, &user);
+        let sql = match kill_request(&query.query) {
+            Some(id) => self.kill(&caller, &id)?,
+            None => query.query,
+        };
         let df = self
-            .plan(&caller, &catalog, &schema, query.query.clone(), None)
+            .plan(&caller, &catalog, &schema, sql.clone(), None)
             .await?;
         let dataset = wire_schema(df.schema().as_arrow());
         let (params, expected) = parameter_schema(&df)?;
@@ -550,7 +613,7 @@ impl FlightSqlService for TsqlFlightSql {
             handle.clone(),
             Prepared {
                 user,
-                sql: query.query,
+                sql,
                 catalog,
                 schema,
                 expected,
@@ -1020,4 +1083,23 @@ fn foreign_keys_schema() -> Schema {
         Field::new("update_rule", DataType::UInt8, false),
         Field::new("delete_rule", DataType::UInt8, false),
     ])
+}
+
+#[cfg(test)]
+mod kill_tests {
+    use super::kill_request;
+
+    #[test]
+    fn kill_calls_are_recognised() {
+        assert_eq!(
+            kill_request("CALL system.runtime.kill_query('ab12');").as_deref(),
+            Some("ab12")
+        );
+        assert_eq!(
+            kill_request("  call   system.runtime.kill_query ( 'x' ) ").as_deref(),
+            Some("x")
+        );
+        assert_eq!(kill_request("SELECT kill_query('x')"), None);
+        assert_eq!(kill_request("CALL system.runtime.kill_query(x)"), None);
+    }
 }

@@ -21,7 +21,8 @@ def busy(tmp_path_factory):
     config = tmp_path_factory.mktemp("admission") / "tsql.toml"
     users = "".join(
         f'[[users]]\nname = "{u}"\npassword_hash = "{bcrypt.hashpw(u.encode(), bcrypt.gensalt(rounds=4)).decode()}"\n'
-        for u in ["ann", "bob"]
+        + ('roles = ["admin"]\n' if u == "ops" else "")
+        for u in ["ann", "bob", "ops"]
     )
     config.write_text(
         f"demo = true\nmax_running_queries = 3\nmax_queued_queries = 4\nmax_queries_per_user = 2\n"
@@ -84,4 +85,30 @@ def test_the_per_user_cap_lets_other_users_in(busy):
         assert code == "DeadlineExceeded" and waited > 2, text
         for f in slow:
             assert f.result()[0] == "DeadlineExceeded"
+    assert busy.wait_idle()
+
+
+def test_the_query_view_and_kill(busy):
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        slow = pool.submit(run, busy, SLOW, "ann")
+        time.sleep(1.0)
+        code, mine, _ = run(busy, "SELECT query_id, user, state, sql, rows FROM system.runtime.queries "
+                                  f"WHERE state = 'running' AND sql = '{SLOW}'", "ann")
+        assert code == "ok" and len(mine) == 1, mine
+        query_id, user, state, sql, _ = mine[0]
+        assert (user, state, sql) == ("ann", "running", SLOW)
+        # bob neither sees nor stops ann's query; ops (role admin) sees everyone's.
+        code, theirs, _ = run(busy, "SELECT query_id FROM system.runtime.queries", "bob")
+        assert code == "ok" and query_id not in [r[0] for r in theirs]
+        code, text, _ = run(busy, f"CALL system.runtime.kill_query('{query_id}')", "bob")
+        assert code == "NotFound", text
+        code, everyone, _ = run(busy, "SELECT DISTINCT user FROM system.runtime.queries", "ops")
+        assert {"ann", "bob"} <= {r[0] for r in everyone}, everyone
+        code, killed, _ = run(busy, f"CALL system.runtime.kill_query('{query_id}')", "ann")
+        assert code == "ok" and killed == [(query_id, "cancelled")], killed
+        code, text, took = slow.result()
+        assert code == "Canceled", text  # ADBC spells the gRPC code so
+        assert took < TIMEOUT - 0.5
+    code, after, _ = run(busy, f"SELECT state, error FROM system.runtime.queries WHERE query_id = '{query_id}'", "ann")
+    assert after == [("cancelled", "killed by ann")], after
     assert busy.wait_idle()
