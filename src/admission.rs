@@ -44,9 +44,27 @@ pub struct Admission {
     queued: Mutex<usize>,
 }
 
+/// Counts a query in `tsql_queries_running` while it lives.
+#[derive(Debug)]
+struct RunningGauge;
+
+impl RunningGauge {
+    fn new() -> Self {
+        crate::metrics::metrics().running.inc();
+        RunningGauge
+    }
+}
+
+impl Drop for RunningGauge {
+    fn drop(&mut self) {
+        crate::metrics::metrics().running.dec();
+    }
+}
+
 /// A query's right to run; dropping it lets the next one in.
 #[derive(Debug)]
 pub struct Ticket {
+    _gauge: RunningGauge,
     _running: OwnedSemaphorePermit,
     _user: OwnedSemaphorePermit,
     /// When the query must end.
@@ -62,6 +80,7 @@ struct QueueSlot<'a>(&'a Mutex<usize>);
 impl Drop for QueueSlot<'_> {
     fn drop(&mut self) {
         *self.0.lock().expect("not poisoned") -= 1;
+        crate::metrics::metrics().queued.dec();
     }
 }
 
@@ -105,6 +124,7 @@ impl Admission {
             self.running.clone().try_acquire_owned(),
         ) {
             return Ok(Ticket {
+                _gauge: RunningGauge::new(),
                 _running: r,
                 _user: u,
                 deadline,
@@ -115,6 +135,7 @@ impl Admission {
         let _slot = {
             let mut queued = self.queued.lock().expect("not poisoned");
             if *queued >= self.settings.max_queued {
+                crate::metrics::metrics().refused.inc();
                 return Err(Status::resource_exhausted(format!(
                     "the server is busy: {} queries run and {} wait (max_running_queries = {}, max_queued_queries = {}); try again shortly",
                     self.settings.max_running,
@@ -124,6 +145,7 @@ impl Admission {
                 )));
             }
             *queued += 1;
+            crate::metrics::metrics().queued.inc();
             QueueSlot(&self.queued)
         };
         let wait = async {
@@ -148,6 +170,7 @@ impl Admission {
             None => wait.await,
         };
         Ok(Ticket {
+            _gauge: RunningGauge::new(),
             _running: r,
             _user: u,
             deadline,

@@ -51,6 +51,9 @@ pub struct FileConfig {
     pub query_memory_limit: Option<String>,
     /// Where queries spill to disk; default: the system's temporary folder.
     pub spill_dir: Option<PathBuf>,
+    /// Where `/metrics`, `/healthz` and `/readyz` are served
+    /// (default 127.0.0.1:9464; "" for nowhere).
+    pub metrics_listen: Option<String>,
     /// Queries running at once (default: 4 per core).
     pub max_running_queries: Option<usize>,
     /// Queries waiting at once; more are refused with RESOURCE_EXHAUSTED (default 256).

@@ -252,6 +252,22 @@ impl Engine {
         })
     }
 
+    /// Bytes the query memory pool holds now.
+    pub fn memory_reserved(&self) -> usize {
+        self.ctx.runtime_env().memory_pool.reserved()
+    }
+
+    /// Whether every live source answers, or which one does not and why.
+    pub async fn check_sources(&self) -> std::result::Result<(), String> {
+        for l in self.live.iter() {
+            l.service
+                .check_reachable()
+                .await
+                .map_err(|e| format!("catalog {}: {}", l.catalog, e.message))?;
+        }
+        Ok(())
+    }
+
     /// This engine showing `log` as `system.runtime.queries`.
     pub fn with_query_log(mut self, log: Arc<crate::queries::QueryLog>) -> Engine {
         self.queries = Some(log);

@@ -8,6 +8,7 @@ pub mod engine;
 pub mod executor;
 pub mod flight;
 pub mod memory;
+pub mod metrics;
 pub mod output;
 pub mod queries;
 

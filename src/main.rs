@@ -322,11 +322,69 @@ async fn serve(args: ServeArgs) -> datafusion::error::Result<()> {
         tls,
         admission: file.admission().map_err(plan_error)?,
     };
-    tsql::flight::serve(engine, auth, options, |addr| {
+    let listening = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    serve_metrics(&file, &engine, listening.clone()).await?;
+    tsql::flight::serve(engine, auth, options, move |addr| {
+        listening.store(true, std::sync::atomic::Ordering::Release);
         eprintln!("tsql: serving Arrow Flight SQL on {scheme}://{addr}{note}");
     })
     .await
     .map_err(plan_error)
+}
+
+/// Starts `/metrics`, `/healthz` and `/readyz` where `metrics_listen` says
+/// (127.0.0.1:9464 by default; when that default port is taken, the server
+/// runs without them and says so).
+async fn serve_metrics(
+    file: &tsql::config::FileConfig,
+    engine: &Engine,
+    listening: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> datafusion::error::Result<()> {
+    let configured = file.metrics_listen.clone();
+    let text = configured
+        .clone()
+        .unwrap_or_else(|| "127.0.0.1:9464".into());
+    if text.is_empty() {
+        return Ok(());
+    }
+    let addr = tokio::net::lookup_host(&text)
+        .await
+        .ok()
+        .and_then(|mut a| a.next())
+        .ok_or_else(|| {
+            plan_error(format!(
+                "cannot listen for metrics on '{text}': give host:port, or \"\" for none"
+            ))
+        })?;
+    let m = tsql::metrics::metrics();
+    if let Some(memory) = file.memory(true).map_err(plan_error)? {
+        m.memory_limit.set(memory.limit as i64);
+    }
+    let ready_engine = engine.clone();
+    let ready: tsql::metrics::ReadyCheck = std::sync::Arc::new(move || {
+        let (engine, listening) = (ready_engine.clone(), listening.clone());
+        Box::pin(async move {
+            if !listening.load(std::sync::atomic::Ordering::Acquire) {
+                return Err("the Flight SQL port is not listening yet".to_string());
+            }
+            engine.check_sources().await
+        })
+    });
+    let gauge_engine = engine.clone();
+    let refresh = std::sync::Arc::new(move || {
+        m.memory_reserved.set(gauge_engine.memory_reserved() as i64);
+    });
+    match tsql::metrics::serve_metrics(addr, ready, refresh).await {
+        Ok(local) => {
+            eprintln!("tsql: metrics on http://{local}/metrics (health: /healthz, /readyz)");
+            Ok(())
+        }
+        Err(e) if configured.is_none() => {
+            eprintln!("tsql: {e}; running without metrics");
+            Ok(())
+        }
+        Err(e) => Err(plan_error(e)),
+    }
 }
 
 async fn run(cli: Cli) -> datafusion::error::Result<()> {

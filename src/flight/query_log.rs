@@ -62,6 +62,9 @@ impl<S: Stream<Item = Result<RecordBatch>> + Unpin> Stream for LoggedStream<S> {
         match &polled {
             Poll::Ready(Some(Ok(b))) => {
                 self.rows += b.num_rows();
+                let m = crate::metrics::metrics();
+                m.rows.inc_by(b.num_rows() as u64);
+                m.bytes.inc_by(b.get_array_memory_size() as u64);
                 if let Some((entry, pool)) = &self.entry {
                     entry.progress(b.num_rows(), b.get_array_memory_size(), pool.reserved());
                 }
@@ -80,6 +83,15 @@ impl<S> Drop for LoggedStream<S> {
             .ending
             .take()
             .unwrap_or_else(|| "stopped: the client went away".into());
+        let outcome = match ending.as_str() {
+            "finished" => "finished",
+            e if e.starts_with("failed") => "failed",
+            "cancelled" => "cancelled",
+            _ => "client_gone",
+        };
+        let m = crate::metrics::metrics();
+        m.queries.with_label_values(&[outcome]).inc();
+        m.latency.observe(self.started.elapsed().as_secs_f64());
         if let Some((entry, _)) = &self.entry {
             use crate::queries::QueryState;
             let (state, error) = match ending.as_str() {

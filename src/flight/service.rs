@@ -126,7 +126,13 @@ impl TsqlFlightSql {
         request: &Request<T>,
     ) -> impl std::future::Future<Output = Result<Caller, Status>> + Send + '_ {
         let metadata = request.metadata().clone();
-        async move { self.auth.check(&metadata).await }
+        async move {
+            self.auth.check(&metadata).await.inspect_err(|s| {
+                if s.code() == tonic::Code::Unauthenticated {
+                    crate::metrics::metrics().auth_failures.inc();
+                }
+            })
+        }
     }
 
     /// `CALL system.runtime.kill_query('<id>')`: stops the query (the
@@ -513,7 +519,15 @@ impl FlightSqlService for TsqlFlightSql {
         Response<Pin<Box<dyn Stream<Item = Result<HandshakeResponse, Status>> + Send>>>,
         Status,
     > {
-        let token = self.auth.handshake(request.metadata()).await?;
+        let token = self
+            .auth
+            .handshake(request.metadata())
+            .await
+            .inspect_err(|s| {
+                if s.code() == tonic::Code::Unauthenticated {
+                    crate::metrics::metrics().auth_failures.inc();
+                }
+            })?;
         let reply = HandshakeResponse {
             protocol_version: 0,
             payload: token.clone().into(),

@@ -24,11 +24,16 @@ def busy(tmp_path_factory):
         + ('roles = ["admin"]\n' if u == "ops" else "")
         for u in ["ann", "bob", "ops"]
     )
+    from cyoda import free_port
+
+    metrics_port = free_port()
     config.write_text(
+        f'metrics_listen = "127.0.0.1:{metrics_port}"\nmemory_limit = "1GB"\n'
         f"demo = true\nmax_running_queries = 3\nmax_queued_queries = 4\nmax_queries_per_user = 2\n"
         f"query_timeout_seconds = {TIMEOUT}\n" + users
     )
     s = Server(["--config", str(config)])
+    s.metrics = f"http://127.0.0.1:{metrics_port}"
     yield s
     s.stop()
 
@@ -112,3 +117,42 @@ def test_the_query_view_and_kill(busy):
     code, after, _ = run(busy, f"SELECT state, error FROM system.runtime.queries WHERE query_id = '{query_id}'", "ann")
     assert after == [("cancelled", "killed by ann")], after
     assert busy.wait_idle()
+
+
+def scrape(server):
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = urllib.request.urlopen(server.metrics + "/metrics", timeout=5).read().decode()
+    samples = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            key = sample.name + "".join(f"{{{k}={v}}}" for k, v in sorted(sample.labels.items()))
+            samples[key] = sample.value
+    return samples
+
+
+def test_metrics_and_health(busy):
+    import urllib.error
+    import urllib.request
+
+    before = scrape(busy)
+    assert run(busy, "SELECT count(*) FROM orders")[0] == "ok"
+    assert run(busy, "SELECT 1/0")[0] == "InvalidArgument"
+    assert run(busy, "SELECT 1", user="ann")[0] == "ok"
+    code, _, _ = run(busy, "SELECT 1", user="nobody")
+    after = scrape(busy)
+    grew = lambda k: after.get(k, 0) - before.get(k, 0)
+    assert grew("tsql_queries_total{outcome=finished}") >= 2
+    assert grew("tsql_queries_total{outcome=failed}") >= 1
+    assert grew("tsql_query_duration_seconds_count") >= 3
+    assert grew("tsql_rows_sent_total") >= 2
+    assert grew("tsql_auth_failures_total") >= 1
+    assert after["tsql_memory_pool_limit_bytes"] == 1 << 30
+    assert after["tsql_queries_running"] == 0 and after["tsql_queries_queued"] == 0
+    assert urllib.request.urlopen(busy.metrics + "/healthz").status == 200
+    assert urllib.request.urlopen(busy.metrics + "/readyz").status == 200
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(busy.metrics + "/nothing")
+    assert err.value.code == 404

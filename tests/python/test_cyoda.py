@@ -465,3 +465,25 @@ def test_a_rotated_signing_key_is_fetched_when_a_token_names_it(tenants):
         assert rows(conn, "SELECT count(*) FROM amodel") == [(2000,)]
     after = sum(1 for (_, p, _) in proxy.requests if p.startswith("/api/.well-known/jwks.json"))
     assert after == before + 1
+
+
+def test_readyz_says_when_a_source_is_unreachable(tmp_path):
+    import urllib.error
+    import urllib.request
+
+    from cyoda import free_port
+
+    dead, metrics = free_port(), free_port()
+    config = write_config(tmp_path / "dead.toml", [
+        {"kind": "cyoda", "catalog": "cyoda", "url": f"http://127.0.0.1:{dead}/api", "timeout_seconds": 2},
+    ])
+    config.write_text(f'metrics_listen = "127.0.0.1:{metrics}"\n' + config.read_text())
+    server = Server(["--config", str(config)])
+    try:
+        assert urllib.request.urlopen(f"http://127.0.0.1:{metrics}/healthz").status == 200
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(f"http://127.0.0.1:{metrics}/readyz")
+        assert err.value.code == 503
+        assert "catalog cyoda" in err.value.read().decode()
+    finally:
+        server.stop()

@@ -95,6 +95,20 @@ impl CyodaService {
         self.options.auth == CyodaAuth::Passthrough
     }
 
+    /// Whether the service answers its health check (`GET /health`).
+    pub async fn check_reachable(&self) -> Result<(), UpstreamError> {
+        self.http
+            .call(
+                reqwest::Method::GET,
+                "/health",
+                &[],
+                crate::http::Credentials::None,
+                None,
+            )
+            .await
+            .map(|_| ())
+    }
+
     /// Checks a token a client presented (signature, expiry, tenant).
     pub async fn verify_token(&self, token: &str) -> Result<Identity, UpstreamError> {
         self.verifier.verify(token).await

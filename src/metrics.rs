@@ -1,0 +1,190 @@
+//! Prometheus metrics and health: `GET /metrics` (the Prometheus text
+//! format, written by the `prometheus` crate), `GET /healthz` (the process
+//! lives) and `GET /readyz` (it listens and its live sources answer).
+
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+
+use http_body_util::Full;
+use hyper::body::Bytes;
+use hyper::{Request, Response, StatusCode};
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
+};
+
+/// Every metric tsql exports.
+pub struct Metrics {
+    registry: Registry,
+    /// Queries that ended, by outcome (finished, failed, cancelled, gone).
+    pub queries: IntCounterVec,
+    /// How long queries took, seconds.
+    pub latency: Histogram,
+    /// Queries running now.
+    pub running: IntGauge,
+    /// Queries waiting for their turn now.
+    pub queued: IntGauge,
+    /// Queries refused by admission (queue full).
+    pub refused: IntCounter,
+    /// Rows sent to clients.
+    pub rows: IntCounter,
+    /// Bytes of results sent to clients (in memory, before encoding).
+    pub bytes: IntCounter,
+    /// Failed logins and calls with bad credentials.
+    pub auth_failures: IntCounter,
+    /// Bytes the memory pool holds now.
+    pub memory_reserved: IntGauge,
+    /// The memory pool's limit, bytes.
+    pub memory_limit: IntGauge,
+}
+
+impl Metrics {
+    fn new() -> Metrics {
+        let registry = Registry::new();
+        let queries = IntCounterVec::new(
+            Opts::new("tsql_queries_total", "Queries that ended, by outcome"),
+            &["outcome"],
+        )
+        .expect("a valid metric");
+        let latency = Histogram::with_opts(
+            HistogramOpts::new("tsql_query_duration_seconds", "How long queries took").buckets(
+                vec![
+                    0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
+                ],
+            ),
+        )
+        .expect("a valid metric");
+        let gauge = |n: &str, h: &str| IntGauge::new(n, h).expect("a valid metric");
+        let counter = |n: &str, h: &str| IntCounter::new(n, h).expect("a valid metric");
+        let m = Metrics {
+            queries,
+            latency,
+            running: gauge("tsql_queries_running", "Queries running now"),
+            queued: gauge("tsql_queries_queued", "Queries waiting for their turn now"),
+            refused: counter(
+                "tsql_queries_refused_total",
+                "Queries refused because the queue was full",
+            ),
+            rows: counter("tsql_rows_sent_total", "Rows sent to clients"),
+            bytes: counter("tsql_bytes_sent_total", "Bytes of results sent to clients"),
+            auth_failures: counter(
+                "tsql_auth_failures_total",
+                "Logins and calls refused for their credentials",
+            ),
+            memory_reserved: gauge(
+                "tsql_memory_pool_reserved_bytes",
+                "Bytes the query memory pool holds now",
+            ),
+            memory_limit: gauge(
+                "tsql_memory_pool_limit_bytes",
+                "The query memory pool's limit",
+            ),
+            registry,
+        };
+        let r = &m.registry;
+        r.register(Box::new(m.queries.clone()))
+            .expect("registers once");
+        r.register(Box::new(m.latency.clone()))
+            .expect("registers once");
+        for g in [&m.running, &m.queued, &m.memory_reserved, &m.memory_limit] {
+            r.register(Box::new(g.clone())).expect("registers once");
+        }
+        for c in [&m.refused, &m.rows, &m.bytes, &m.auth_failures] {
+            r.register(Box::new(c.clone())).expect("registers once");
+        }
+        m
+    }
+
+    /// The Prometheus text of every metric.
+    pub fn text(&self) -> String {
+        let mut out = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut out)
+            .expect("the text encoder writes to memory");
+        String::from_utf8(out).expect("the text format is UTF-8")
+    }
+}
+
+/// The process's metrics.
+pub fn metrics() -> &'static Metrics {
+    static METRICS: OnceLock<Metrics> = OnceLock::new();
+    METRICS.get_or_init(Metrics::new)
+}
+
+/// Whether the server is ready: its live sources answer.
+pub type ReadyCheck =
+    Arc<dyn Fn() -> futures::future::BoxFuture<'static, Result<(), String>> + Send + Sync>;
+
+/// Serves `/metrics`, `/healthz` and `/readyz` on `listen` until the process ends.
+/// `refresh` updates the gauges read at scrape time (memory).
+pub async fn serve_metrics(
+    listen: SocketAddr,
+    ready: ReadyCheck,
+    refresh: Arc<dyn Fn() + Send + Sync>,
+) -> Result<SocketAddr, String> {
+    let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| {
+        format!("cannot listen for metrics on {listen}: {e} (set metrics_listen, or \"\" for none)")
+    })?;
+    let local = listener.local_addr().map_err(|e| e.to_string())?;
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let (ready, refresh) = (ready.clone(), refresh.clone());
+            tokio::spawn(async move {
+                let service =
+                    hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                        let (ready, refresh) = (ready.clone(), refresh.clone());
+                        async move {
+                            Ok::<_, std::convert::Infallible>(
+                                answer(req.uri().path(), ready, refresh).await,
+                            )
+                        }
+                    });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    Ok(local)
+}
+
+async fn answer(
+    path: &str,
+    ready: ReadyCheck,
+    refresh: Arc<dyn Fn() + Send + Sync>,
+) -> Response<Full<Bytes>> {
+    let reply = |status: StatusCode, content_type: &str, body: String| {
+        Response::builder()
+            .status(status)
+            .header("content-type", content_type)
+            .body(Full::new(Bytes::from(body)))
+            .expect("a valid response")
+    };
+    match path {
+        "/metrics" => {
+            refresh();
+            reply(
+                StatusCode::OK,
+                "text/plain; version=0.0.4",
+                metrics().text(),
+            )
+        }
+        "/healthz" => reply(StatusCode::OK, "text/plain", "ok\n".into()),
+        "/readyz" => match ready().await {
+            Ok(()) => reply(StatusCode::OK, "text/plain", "ready\n".into()),
+            Err(why) => reply(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "text/plain",
+                format!("not ready: {why}\n"),
+            ),
+        },
+        _ => reply(
+            StatusCode::NOT_FOUND,
+            "text/plain",
+            "try /metrics, /healthz or /readyz\n".into(),
+        ),
+    }
+}
