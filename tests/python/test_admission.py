@@ -59,13 +59,13 @@ def test_a_query_past_its_timeout_is_stopped(busy):
 
 
 def test_running_and_queued_caps_hold_under_many_clients(busy):
-    with concurrent.futures.ThreadPoolExecutor(12) as pool:
-        results = list(pool.map(lambda i: run(busy, SLOW, "ann" if i % 2 else "bob"), range(12)))
+    with concurrent.futures.ThreadPoolExecutor(32) as pool:
+        results = list(pool.map(lambda i: run(busy, SLOW, "ann" if i % 2 else "bob"), range(32)))
     codes = [r[0] for r in results]
     refused = [r for r in results if r[0] == "ResourceExhausted"]
-    # 3 run and 4 wait; the other 5 are refused at once, saying why.
-    assert len(refused) == 5, codes
-    assert all(r[2] < 2 for r in refused), [r[2] for r in refused]
+    # 3 run and 4 wait; the other 25 are refused at once, saying why.
+    assert len(refused) == 25, codes
+    assert all(r[2] < 3 for r in refused), [r[2] for r in refused]
     assert all("max_queued_queries" in r[1] for r in refused)
     # Whoever got in ran (or waited) until the timeout.
     assert sorted(codes).count("DeadlineExceeded") == 7, codes

@@ -211,6 +211,51 @@ class JdbcDriverTest {
     }
   }
 
+  @Test
+  void queryViewAndKill() throws Exception {
+    String endless = "SELECT count(*) FROM orders_lines a, orders_lines b, orders_lines c";
+    try (Connection c = connect(); Statement s = c.createStatement()) {
+      AtomicReference<Throwable> failure = new AtomicReference<>();
+      Thread t = new Thread(() -> {
+        try (ResultSet rs = s.executeQuery(endless)) {
+          rs.next();
+        } catch (Throwable e) {
+          failure.set(e);
+        }
+      });
+      t.start();
+      Thread.sleep(1500);
+      String id;
+      try (Connection other = connect();
+          PreparedStatement ps = other.prepareStatement(
+              "SELECT query_id, state, \"user\" FROM system.runtime.queries WHERE sql = ? AND state = 'running'")) {
+        ps.setString(1, endless);
+        try (ResultSet rs = ps.executeQuery()) {
+          assertTrue(rs.next(), "the running query is in the view");
+          id = rs.getString(1);
+          assertEquals("running", rs.getString(2));
+          assertEquals("admin", rs.getString(3));
+          assertFalse(rs.next());
+        }
+        try (Statement k = other.createStatement();
+            ResultSet rs = k.executeQuery("CALL system.runtime.kill_query('" + id + "')")) {
+          assertTrue(rs.next());
+          assertEquals(id, rs.getString("query_id"));
+          assertEquals("cancelled", rs.getString("state"));
+        }
+      }
+      t.join(30_000);
+      assertFalse(t.isAlive(), "the killed query still runs on the client");
+      assertTrue(failure.get() instanceof SQLException, String.valueOf(failure.get()));
+      try (Statement v = c.createStatement();
+          ResultSet rs = v.executeQuery("SELECT state FROM system.runtime.queries WHERE query_id = '" + id + "'")) {
+        assertTrue(rs.next());
+        assertEquals("cancelled", rs.getString(1));
+      }
+    }
+    assertTrue(waitServerIdle(15_000), "the server went on computing after kill_query");
+  }
+
   /** CPU seconds the server process has used (user + system), from /proc. */
   private static double serverCpuSeconds() throws Exception {
     String stat = new String(java.nio.file.Files.readAllBytes(
