@@ -9,8 +9,8 @@ use http_body_util::Full;
 use hyper::body::Bytes;
 use hyper::{Request, Response, StatusCode};
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+    Registry, TextEncoder,
 };
 
 /// Every metric tsql exports.
@@ -36,6 +36,10 @@ pub struct Metrics {
     pub memory_reserved: IntGauge,
     /// The memory pool's limit, bytes.
     pub memory_limit: IntGauge,
+    /// Calls to upstream services (Cyoda, …), by source, and how long they took.
+    pub upstream_latency: HistogramVec,
+    /// Failed calls to upstream services, by source and kind.
+    pub upstream_errors: IntCounterVec,
 }
 
 impl Metrics {
@@ -52,6 +56,25 @@ impl Metrics {
                     0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
                 ],
             ),
+        )
+        .expect("a valid metric");
+        let upstream_latency = HistogramVec::new(
+            HistogramOpts::new(
+                "tsql_upstream_request_duration_seconds",
+                "Calls to upstream services by source, and how long they took",
+            )
+            .buckets(vec![
+                0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+            ]),
+            &["source"],
+        )
+        .expect("a valid metric");
+        let upstream_errors = IntCounterVec::new(
+            Opts::new(
+                "tsql_upstream_errors_total",
+                "Failed calls to upstream services, by source and kind",
+            ),
+            &["source", "kind"],
         )
         .expect("a valid metric");
         let gauge = |n: &str, h: &str| IntGauge::new(n, h).expect("a valid metric");
@@ -79,9 +102,15 @@ impl Metrics {
                 "tsql_memory_pool_limit_bytes",
                 "The query memory pool's limit",
             ),
+            upstream_latency,
+            upstream_errors,
             registry,
         };
         let r = &m.registry;
+        r.register(Box::new(m.upstream_latency.clone()))
+            .expect("registers once");
+        r.register(Box::new(m.upstream_errors.clone()))
+            .expect("registers once");
         r.register(Box::new(m.queries.clone()))
             .expect("registers once");
         r.register(Box::new(m.latency.clone()))
@@ -105,10 +134,23 @@ impl Metrics {
     }
 }
 
-/// The process's metrics.
+/// The process's metrics (the first call also starts counting upstream calls).
 pub fn metrics() -> &'static Metrics {
     static METRICS: OnceLock<Metrics> = OnceLock::new();
-    METRICS.get_or_init(Metrics::new)
+    METRICS.get_or_init(|| {
+        tsql_entity_tables::upstream::observe_upstream(Box::new(|source, seconds, error| {
+            let m = metrics();
+            m.upstream_latency
+                .with_label_values(&[source])
+                .observe(seconds);
+            if let Some(kind) = error {
+                m.upstream_errors
+                    .with_label_values(&[source, kind.label()])
+                    .inc();
+            }
+        }));
+        Metrics::new()
+    })
 }
 
 /// Whether the server is ready: its live sources answer.

@@ -485,5 +485,15 @@ def test_readyz_says_when_a_source_is_unreachable(tmp_path):
             urllib.request.urlopen(f"http://127.0.0.1:{metrics}/readyz")
         assert err.value.code == 503
         assert "catalog cyoda" in err.value.read().decode()
+        # Upstream calls are counted by source and failure kind.
+        with pytest.raises(adbc_driver_manager.Error):
+            with connect(server) as conn:
+                rows(conn, "SELECT * FROM cyoda.entities.anything")
+        from prometheus_client.parser import text_string_to_metric_families
+
+        text = urllib.request.urlopen(f"http://127.0.0.1:{metrics}/metrics").read().decode()
+        errors = [s for f in text_string_to_metric_families(text) for s in f.samples
+                  if s.name == "tsql_upstream_errors_total" and s.labels["source"] == f"http://127.0.0.1:{dead}/api"]
+        assert errors and errors[0].labels["kind"] == "unavailable" and errors[0].value >= 1, errors
     finally:
         server.stop()

@@ -91,16 +91,26 @@ impl Http {
             request = request.header("content-type", content_type).body(bytes);
         }
         let what = format!("{method} {url}");
-        let response = request.send().await.map_err(|e| self.transport(&what, e))?;
-        let status = response.status();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| self.transport(&what, e))?;
-        if status.is_success() {
-            return Ok(body);
+        let started = std::time::Instant::now();
+        let result = async {
+            let response = request.send().await.map_err(|e| self.transport(&what, e))?;
+            let status = response.status();
+            let body = response
+                .bytes()
+                .await
+                .map_err(|e| self.transport(&what, e))?;
+            if status.is_success() {
+                return Ok(body);
+            }
+            Err(status_error(&what, status, &body))
         }
-        Err(status_error(&what, status, &body))
+        .await;
+        tsql_entity_tables::upstream::record_upstream(
+            &self.base,
+            started.elapsed().as_secs_f64(),
+            result.as_ref().err().map(|e| e.kind),
+        );
+        result
     }
 
     fn transport(&self, what: &str, e: reqwest::Error) -> UpstreamError {

@@ -64,3 +64,34 @@ impl From<UpstreamError> for DataFusionError {
         DataFusionError::External(Box::new(e))
     }
 }
+
+/// Receives every upstream call's duration and outcome (for metrics).
+pub type UpstreamObserver = dyn Fn(&str, f64, Option<UpstreamErrorKind>) + Send + Sync;
+
+static OBSERVER: std::sync::OnceLock<Box<UpstreamObserver>> = std::sync::OnceLock::new();
+
+/// Sets the process's observer of upstream calls (once; later calls are ignored).
+pub fn observe_upstream(observer: Box<UpstreamObserver>) {
+    let _ = OBSERVER.set(observer);
+}
+
+/// Records one call to `source` that took `seconds` and failed with `error`, if it did.
+pub fn record_upstream(source: &str, seconds: f64, error: Option<UpstreamErrorKind>) {
+    if let Some(o) = OBSERVER.get() {
+        o(source, seconds, error);
+    }
+}
+
+impl UpstreamErrorKind {
+    /// A short name for labels: `unavailable`, `timeout`, ….
+    pub fn label(self) -> &'static str {
+        match self {
+            UpstreamErrorKind::Unavailable => "unavailable",
+            UpstreamErrorKind::Timeout => "timeout",
+            UpstreamErrorKind::Unauthenticated => "unauthenticated",
+            UpstreamErrorKind::PermissionDenied => "permission_denied",
+            UpstreamErrorKind::NotFound => "not_found",
+            UpstreamErrorKind::BadAnswer => "bad_answer",
+        }
+    }
+}
