@@ -51,6 +51,7 @@ struct Record {
     state: QueryState,
     started: SystemTime,
     clock: Instant,
+    queued_for: Option<f64>,
     ran_for: Option<f64>,
     rows: u64,
     bytes: u64,
@@ -70,7 +71,9 @@ impl QueryEntry {
 
     /// The query left the queue.
     pub fn running(&self) {
-        self.0.lock().expect("not poisoned").state = QueryState::Running;
+        let mut r = self.0.lock().expect("not poisoned");
+        r.state = QueryState::Running;
+        r.queued_for = Some(r.clock.elapsed().as_secs_f64());
     }
 
     /// Rows and bytes sent, and the memory the query holds now.
@@ -113,6 +116,7 @@ pub fn queries_schema() -> SchemaRef {
         Field::new("state", DataType::Utf8, false),
         Field::new("sql", DataType::Utf8, false),
         Field::new("started", instant, false),
+        Field::new("queued_ms", DataType::UInt64, false),
         Field::new("elapsed_ms", DataType::UInt64, false),
         Field::new("rows", DataType::UInt64, false),
         Field::new("bytes", DataType::UInt64, false),
@@ -131,6 +135,7 @@ impl QueryLog {
             state: QueryState::Queued,
             started: SystemTime::now(),
             clock: Instant::now(),
+            queued_for: None,
             ran_for: None,
             rows: 0,
             bytes: 0,
@@ -174,7 +179,8 @@ impl QueryLog {
             .collect();
         let mut cols: (Vec<String>, Vec<String>, Vec<&'static str>, Vec<String>) =
             Default::default();
-        let (mut started, mut elapsed, mut rows, mut bytes, mut peak, mut error) = (
+        let (mut started, mut queued, mut elapsed, mut rows, mut bytes, mut peak, mut error) = (
+            Vec::new(),
             Vec::new(),
             Vec::new(),
             Vec::new(),
@@ -196,9 +202,9 @@ impl QueryLog {
                     .duration_since(SystemTime::UNIX_EPOCH)
                     .map_or(0, |d| d.as_micros() as i64),
             );
-            elapsed.push(
-                (r.ran_for.unwrap_or_else(|| r.clock.elapsed().as_secs_f64()) * 1000.0) as u64,
-            );
+            let now = r.ran_for.unwrap_or_else(|| r.clock.elapsed().as_secs_f64());
+            queued.push((r.queued_for.unwrap_or(now) * 1000.0) as u64);
+            elapsed.push((now * 1000.0) as u64);
             rows.push(r.rows);
             bytes.push(r.bytes);
             peak.push(r.peak_memory);
@@ -210,6 +216,7 @@ impl QueryLog {
             Arc::new(StringArray::from(cols.2)),
             Arc::new(StringArray::from(cols.3)),
             Arc::new(TimestampMicrosecondArray::from(started).with_timezone("UTC")),
+            Arc::new(UInt64Array::from(queued)),
             Arc::new(UInt64Array::from(elapsed)),
             Arc::new(UInt64Array::from(rows)),
             Arc::new(UInt64Array::from(bytes)),

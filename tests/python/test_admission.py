@@ -81,7 +81,13 @@ def test_the_per_user_cap_lets_other_users_in(busy):
         # ann runs her two (max_queries_per_user); her third waits although a
         # running slot is free, and bob gets that slot at once.
         third = pool.submit(run, busy, SLOW, "ann")
-        time.sleep(0.3)
+        waiting, deadline = [], time.time() + 2
+        while not waiting and time.time() < deadline:
+            # (asked by ops, role admin: ann's own queries wait behind her cap)
+            code, waiting, _ = run(busy, f"SELECT state, queued_ms FROM system.runtime.queries "
+                                         f"WHERE sql = '{SLOW}' AND state = 'queued'", "ops")
+            assert code == "ok", waiting
+        assert len(waiting) == 1, waiting
         code, rows, took = run(busy, "SELECT count(*) FROM orders", "bob")
         assert code == "ok" and took < 2, (code, rows, took)
         code, text, _ = third.result()
