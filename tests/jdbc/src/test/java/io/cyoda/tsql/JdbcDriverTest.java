@@ -190,14 +190,7 @@ class JdbcDriverTest {
     String endless = "SELECT count(*) FROM orders_lines a, orders_lines b, orders_lines c";
     try (Connection c = connect(); Statement s = c.createStatement()) {
       AtomicReference<Throwable> failure = new AtomicReference<>();
-      Thread t = new Thread(() -> {
-        try (ResultSet rs = s.executeQuery(endless)) {
-          rs.next();
-        } catch (Throwable e) {
-          failure.set(e);
-        }
-      });
-      t.start();
+      Thread t = inBackground(s, endless, failure);
       Thread.sleep(1500);
       assertTrue(serverBusy(1000) > 0.5, "the query should be computing");
       s.cancel();
@@ -216,14 +209,7 @@ class JdbcDriverTest {
     String endless = "SELECT count(*) FROM orders_lines a, orders_lines b, orders_lines c";
     try (Connection c = connect(); Statement s = c.createStatement()) {
       AtomicReference<Throwable> failure = new AtomicReference<>();
-      Thread t = new Thread(() -> {
-        try (ResultSet rs = s.executeQuery(endless)) {
-          rs.next();
-        } catch (Throwable e) {
-          failure.set(e);
-        }
-      });
-      t.start();
+      Thread t = inBackground(s, endless, failure);
       Thread.sleep(1500);
       String id;
       try (Connection other = connect();
@@ -254,6 +240,19 @@ class JdbcDriverTest {
       }
     }
     assertTrue(waitServerIdle(15_000), "the server went on computing after kill_query");
+  }
+
+  /** Runs {@code sql} on {@code s} in a new thread; what it throws lands in {@code failure}. */
+  private static Thread inBackground(Statement s, String sql, AtomicReference<Throwable> failure) {
+    Thread t = new Thread(() -> {
+      try (ResultSet rs = s.executeQuery(sql)) {
+        rs.next();
+      } catch (Throwable e) {
+        failure.set(e);
+      }
+    });
+    t.start();
+    return t;
   }
 
   /** CPU seconds the server process has used (user + system), from /proc. */
