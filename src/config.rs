@@ -51,6 +51,8 @@ pub struct FileConfig {
     pub query_memory_limit: Option<String>,
     /// Where queries spill to disk; default: the system's temporary folder.
     pub spill_dir: Option<PathBuf>,
+    /// `text` (default) or `json`: one JSON object per log line.
+    pub log_format: Option<String>,
     /// Where `/metrics`, `/healthz` and `/readyz` are served
     /// (default 127.0.0.1:9464; "" for nowhere).
     pub metrics_listen: Option<String>,

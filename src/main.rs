@@ -137,6 +137,32 @@ struct ServeArgs {
     /// What to do with a record that cannot be read [default: fail].
     #[arg(long, value_enum, env = "TSQL_ON_BAD_RECORD")]
     on_bad_record: Option<OnBadRecord>,
+    /// Log lines as text or as JSON objects (query id, user, rows, … as fields)
+    /// [default: text].
+    #[arg(long, value_enum, env = "TSQL_LOG_FORMAT")]
+    log_format: Option<LogFormat>,
+}
+
+#[derive(Clone, Copy, PartialEq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Logs to standard error, as text or JSON; a panic is logged once, with its backtrace.
+fn start_logging(format: LogFormat) {
+    let builder = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .with_target(false);
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+    std::panic::set_hook(Box::new(|info| {
+        let backtrace = std::backtrace::Backtrace::force_capture();
+        tracing::error!(backtrace = %backtrace, "panic: {info}");
+    }));
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -242,6 +268,17 @@ async fn serve(args: ServeArgs) -> datafusion::error::Result<()> {
         Some(p) => tsql::config::FileConfig::load(p).map_err(plan_error)?,
         None => tsql::config::FileConfig::default(),
     };
+    let log_format = match (args.log_format, file.log_format.as_deref()) {
+        (Some(f), _) => f,
+        (None, None | Some("text")) => LogFormat::Text,
+        (None, Some("json")) => LogFormat::Json,
+        (None, Some(other)) => {
+            return Err(plan_error(format!(
+                "config: log_format must be \"text\" or \"json\", not \"{other}\""
+            )));
+        }
+    };
+    start_logging(log_format);
     let demo =
         args.demo || (args.data.is_none() && file.data.is_none() && file.demo.unwrap_or(false));
     let local = match (args.data.or(file.data.clone()), demo) {

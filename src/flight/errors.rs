@@ -10,6 +10,16 @@ use tonic::Status;
 /// FailedPrecondition, memory → ResourceExhausted, anything else → Internal
 /// (logged with a query id).
 pub fn to_status(e: DataFusionError) -> Status {
+    status_of(e, None)
+}
+
+/// Like [`to_status`], for an error of the query `query_id` (its id in
+/// `system.runtime.queries`), which an internal error then names.
+pub fn to_status_for(e: DataFusionError, query_id: &str) -> Status {
+    status_of(e, Some(query_id))
+}
+
+fn status_of(e: DataFusionError, query_id: Option<&str>) -> Status {
     if let Some(upstream) = tsql_entity_tables::UpstreamError::find(&e) {
         return super::auth::upstream_status(upstream);
     }
@@ -28,8 +38,10 @@ pub fn to_status(e: DataFusionError) -> Status {
             "{message}\nhint: the query needs more memory than it may use; narrow it (filters, fewer columns, a LIMIT), or raise `memory_limit` in the server config"
         )),
         ErrorClass::Internal => {
-            let id = uuid::Uuid::new_v4().simple().to_string();
-            eprintln!("tsql: query {id} failed: {message}");
+            let id = query_id
+                .map(str::to_string)
+                .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+            tracing::error!(query_id = %id, "query {id} failed: {message}");
             Status::internal(format!("{message} (query id {id}; the server log has it)"))
         }
     }

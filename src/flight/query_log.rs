@@ -101,8 +101,13 @@ impl<S> Drop for LoggedStream<S> {
             };
             entry.end(state, error);
         }
-        eprintln!(
-            "tsql: query {} by {}: {} rows in {:.3} s, {ending}: {}",
+        tracing::info!(
+            query_id = %self.execution,
+            user = %self.user,
+            rows = self.rows,
+            seconds = self.started.elapsed().as_secs_f64(),
+            outcome,
+            "query {} by {}: {} rows in {:.3} s, {ending}: {}",
             self.execution,
             self.user,
             self.rows,

@@ -80,7 +80,7 @@ pub async fn serve(
     tokio::select! {
         r = &mut server => r.map_err(|e| format!("server failed: {e}")),
         _ = grace => {
-            eprintln!("tsql: streams still running after {} s; stopping them", SHUTDOWN_GRACE.as_secs());
+            tracing::warn!("streams still running after {} s; stopping them", SHUTDOWN_GRACE.as_secs());
             Ok(())
         }
     }
@@ -102,5 +102,5 @@ async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
-    eprintln!("tsql: shutting down: no new calls, running streams finish");
+    tracing::info!("shutting down: no new calls, running streams finish");
 }

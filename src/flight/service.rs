@@ -40,7 +40,7 @@ use tonic::metadata::MetadataValue;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::auth::Authenticator;
-use super::errors::to_status;
+use super::errors::{to_status, to_status_for};
 use super::metadata::{list_schemas, list_tables, shared_sql_info, xdbc_types};
 use super::query_log::LoggedStream;
 use super::running::RunningQueries;
@@ -255,9 +255,10 @@ impl TsqlFlightSql {
         let batches = Box::pin(crate::admission::until_deadline(batches, admitted));
         let batches = LoggedStream::new(batches, &ticket.execution, &ticket.user, sql)
             .with_entry(entry, pool);
+        let query_id = ticket.execution.clone();
         let batches = batches.map(move |b| {
             let _running = &registration;
-            b.map_err(|e| FlightError::Tonic(Box::new(to_status(e))))
+            b.map_err(|e| FlightError::Tonic(Box::new(to_status_for(e, &query_id))))
         });
         let out = FlightDataEncoderBuilder::new()
             .with_schema(schema)

@@ -89,3 +89,20 @@ def test_a_memory_bomb_ends_with_resource_exhausted_while_others_answer(limited)
 def test_each_error_class_gets_its_status(limited, sql, status):
     text = status_of(limited, sql)
     assert grpc_code(text) == status, text
+
+
+def test_json_logs_carry_the_query_id_and_user():
+    import json
+
+    s = Server(["--demo", "--log-format", "json"])
+    try:
+        assert query(s, "SELECT count(*) FROM orders")[0][0] > 0
+        assert grpc_code(status_of(s, "SELECT 1/0")) == "InvalidArgument"
+        assert s.wait_log(r'"rows":1')
+        lines = [json.loads(line) for line in s.log_text().splitlines() if line.startswith("{")]
+        ended = [l["fields"] for l in lines if "query_id" in l.get("fields", {})]
+        assert any(f["user"] == "admin" and f["rows"] == 1 and f["outcome"] == "finished" for f in ended), ended
+        assert all(len(f["query_id"]) == 32 for f in ended)
+        assert all(l["level"] in ("INFO", "WARN", "ERROR") and "timestamp" in l for l in lines)
+    finally:
+        s.stop()
