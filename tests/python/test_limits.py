@@ -106,3 +106,43 @@ def test_json_logs_carry_the_query_id_and_user():
         assert all(l["level"] in ("INFO", "WARN", "ERROR") and "timestamp" in l for l in lines)
     finally:
         s.stop()
+
+
+def test_a_sort_bigger_than_its_share_spills_to_spill_dir_and_finishes(tmp_path):
+    import subprocess
+    import threading as th
+
+    from conftest import tsql_binary
+
+    spill = tmp_path / "spill"
+    config = tmp_path / "tsql.toml"
+    config.write_text(f'memory_limit = "200MB"\nquery_memory_limit = "50MB"\nspill_dir = "{spill}"\n')
+    seen, done = [], th.Event()
+
+    def watch():
+        while not done.is_set():
+            if spill.exists() and any(p.is_file() for p in spill.rglob("*")):
+                seen.append(True)
+                return
+            time.sleep(0.02)
+
+    watcher = th.Thread(target=watch)
+    watcher.start()
+    # ~100 MB of sort input, with 50 MB allowed: the sort must spill to finish.
+    sql = ("SELECT count(*), max(rn) FROM (SELECT row_number() OVER (ORDER BY v * 7 % 1000003) AS rn "
+           "FROM generate_series(1, 12000000) t(v)) s")
+    run = subprocess.run([tsql_binary(), "sql", "--demo", "--config", str(config), "--format", "csv", sql],
+                         capture_output=True, text=True, timeout=300)
+    done.set()
+    watcher.join()
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.splitlines()[1] == "12000000,12000000"
+    assert seen, "no spill file appeared in spill_dir"
+
+
+def test_a_bad_parameter_is_invalid_argument(limited):
+    with connect(limited) as conn, conn.cursor() as cur:
+        with pytest.raises(adbc_driver_manager.Error) as err:
+            cur.execute("SELECT count(*) FROM orders WHERE length(orderid) > ?", parameters=("many",))
+            cur.fetchall()
+    assert grpc_code(str(err.value)) == "InvalidArgument", err.value
