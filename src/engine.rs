@@ -257,6 +257,12 @@ impl Engine {
         self.ctx.runtime_env().memory_pool.reserved()
     }
 
+    /// Bytes and files queries have spilled to disk and still hold.
+    pub fn spilling(&self) -> (u64, usize) {
+        let p = self.ctx.runtime_env().disk_manager.spilling_progress();
+        (p.current_bytes, p.active_files_count)
+    }
+
     /// Whether every live source answers, or which one does not and why.
     pub async fn check_sources(&self) -> std::result::Result<(), String> {
         for l in self.live.iter() {

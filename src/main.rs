@@ -410,6 +410,9 @@ async fn serve_metrics(
     let gauge_engine = engine.clone();
     let refresh = std::sync::Arc::new(move || {
         m.memory_reserved.set(gauge_engine.memory_reserved() as i64);
+        let (bytes, files) = gauge_engine.spilling();
+        m.spill_bytes.set(bytes as i64);
+        m.spill_files.set(files as i64);
     });
     match tsql::metrics::serve_metrics(addr, ready, refresh).await {
         Ok(local) => {

@@ -36,6 +36,10 @@ pub struct Metrics {
     pub memory_reserved: IntGauge,
     /// The memory pool's limit, bytes.
     pub memory_limit: IntGauge,
+    /// Bytes spilled to disk and still held by running queries.
+    pub spill_bytes: IntGauge,
+    /// Spill files running queries hold.
+    pub spill_files: IntGauge,
     /// Calls to upstream services (Cyoda, …), by source, and how long they took.
     pub upstream_latency: HistogramVec,
     /// Failed calls to upstream services, by source and kind.
@@ -102,6 +106,11 @@ impl Metrics {
                 "tsql_memory_pool_limit_bytes",
                 "The query memory pool's limit",
             ),
+            spill_bytes: gauge(
+                "tsql_spill_bytes",
+                "Bytes spilled to disk and still held by running queries",
+            ),
+            spill_files: gauge("tsql_spill_files", "Spill files running queries hold"),
             upstream_latency,
             upstream_errors,
             registry,
@@ -115,7 +124,14 @@ impl Metrics {
             .expect("registers once");
         r.register(Box::new(m.latency.clone()))
             .expect("registers once");
-        for g in [&m.running, &m.queued, &m.memory_reserved, &m.memory_limit] {
+        for g in [
+            &m.running,
+            &m.queued,
+            &m.memory_reserved,
+            &m.memory_limit,
+            &m.spill_bytes,
+            &m.spill_files,
+        ] {
             r.register(Box::new(g.clone())).expect("registers once");
         }
         for c in [&m.refused, &m.rows, &m.bytes, &m.auth_failures] {

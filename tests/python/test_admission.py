@@ -157,6 +157,7 @@ def test_metrics_and_health(busy):
     assert grew("tsql_auth_failures_total") >= 1
     assert after["tsql_memory_pool_limit_bytes"] == 1 << 30
     assert after["tsql_queries_running"] == 0 and after["tsql_queries_queued"] == 0
+    assert after["tsql_spill_bytes"] == 0 and after["tsql_spill_files"] == 0
     assert urllib.request.urlopen(busy.metrics + "/healthz").status == 200
     assert urllib.request.urlopen(busy.metrics + "/readyz").status == 200
     with pytest.raises(urllib.error.HTTPError) as err:
