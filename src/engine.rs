@@ -199,6 +199,18 @@ impl Engine {
         }
         let state = builder.build();
         let ctx = SessionContext::new_with_state(state);
+        if std::env::var_os("TSQL_TEST_PANIC_FUNCTION").is_some() {
+            // Test-only (off unless the variable is set): a function that
+            // panics when it runs, to check how the server survives a panic
+            // inside the engine.
+            ctx.register_udf(datafusion::logical_expr::create_udf(
+                "tsql_test_panic",
+                vec![arrow::datatypes::DataType::Int64],
+                arrow::datatypes::DataType::Int64,
+                datafusion::logical_expr::Volatility::Volatile,
+                Arc::new(|_| panic!("tsql_test_panic was called")),
+            ));
+        }
         let mut live = Vec::new();
         for source in sources {
             let catalog = MemoryCatalogProvider::new();

@@ -1,5 +1,7 @@
 """One server, many users: memory limits and the status each kind of failure gets."""
 
+import os
+import re
 import threading
 import time
 
@@ -146,3 +148,20 @@ def test_a_bad_parameter_is_invalid_argument(limited):
             cur.execute("SELECT count(*) FROM orders WHERE length(orderid) > ?", parameters=("many",))
             cur.fetchall()
     assert grpc_code(str(err.value)) == "InvalidArgument", err.value
+
+
+def test_a_panic_inside_the_engine_is_internal_with_the_query_id():
+    s = Server(["--demo"], env={"TSQL_TEST_PANIC_FUNCTION": "1"})
+    try:
+        text = status_of(s, "SELECT tsql_test_panic(length(orderid)) FROM orders")
+        assert grpc_code(text) == "Internal", text
+        assert "tsql_test_panic was called" in text and "query id" in text, text
+        query_id = re.search(r"query id (\w+)", text).group(1)
+        assert s.wait_log(rf"query {query_id} failed")
+        # Each panic (one per partition that ran the function) logged once, with its backtrace.
+        panics = s.log_text().count("ERROR panic: ")
+        assert 1 <= panics <= os.cpu_count(), s.log_text()[-2000:]
+        assert s.log_text().count("backtrace=") == panics
+        assert query(s, "SELECT count(*) FROM orders")[0][0] > 0  # still serving
+    finally:
+        s.stop()
