@@ -333,9 +333,7 @@ impl Engine {
             }
         }
         if let Some(log) = &self.queries {
-            let view = log.snapshot(&caller.name, caller.sees_all);
-            let table = datafusion::datasource::MemTable::try_new(view.schema(), vec![vec![view]])
-                .expect("the snapshot has the table's schema");
+            let table = crate::queries::QueriesTable::new(log.clone(), caller);
             let runtime = MemorySchemaProvider::new();
             runtime
                 .register_table("queries".into(), Arc::new(table))

@@ -227,6 +227,49 @@ impl QueryLog {
     }
 }
 
+/// `system.runtime.queries` as one caller sees it, read when a query scans it.
+#[derive(Debug)]
+pub struct QueriesTable {
+    log: Arc<QueryLog>,
+    user: String,
+    everyone: bool,
+}
+
+impl QueriesTable {
+    /// The view of `log` for `caller`.
+    pub fn new(log: Arc<QueryLog>, caller: &crate::engine::Caller) -> Self {
+        QueriesTable {
+            log,
+            user: caller.name.clone(),
+            everyone: caller.sees_all,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl datafusion::catalog::TableProvider for QueriesTable {
+    fn schema(&self) -> SchemaRef {
+        queries_schema()
+    }
+
+    fn table_type(&self) -> datafusion::logical_expr::TableType {
+        datafusion::logical_expr::TableType::View
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn datafusion::catalog::Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[datafusion::logical_expr::Expr],
+        limit: Option<usize>,
+    ) -> datafusion::error::Result<Arc<dyn datafusion::physical_plan::ExecutionPlan>> {
+        let view = self.log.snapshot(&self.user, self.everyone);
+        datafusion::datasource::MemTable::try_new(view.schema(), vec![vec![view]])?
+            .scan(state, projection, filters, limit)
+            .await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
