@@ -311,22 +311,21 @@ impl Engine {
         if self.live.is_empty() && self.per_query.is_none() && self.queries.is_none() {
             return self.clone();
         }
-        let mut state = self.ctx.state();
+        let state = self.ctx.state();
+        let shared_runtime = state.runtime_env().clone();
+        let shared = state.catalog_list().clone();
+        let mut builder = SessionStateBuilder::new_from_existing(state);
         if let Some(limit) = self.per_query {
-            let shared = state.runtime_env().clone();
             let share = RuntimeEnv {
-                memory_pool: Arc::new(QueryPool::new(shared.memory_pool.clone(), limit)),
-                disk_manager: shared.disk_manager.clone(),
-                cache_manager: shared.cache_manager.clone(),
-                object_store_registry: shared.object_store_registry.clone(),
+                memory_pool: Arc::new(QueryPool::new(shared_runtime.memory_pool.clone(), limit)),
+                disk_manager: shared_runtime.disk_manager.clone(),
+                cache_manager: shared_runtime.cache_manager.clone(),
+                object_store_registry: shared_runtime.object_store_registry.clone(),
             };
-            state = SessionStateBuilder::new_from_existing(state)
-                .with_runtime_env(Arc::new(share))
-                .build();
+            builder = builder.with_runtime_env(Arc::new(share));
         }
         // A catalog list of its own: the shared one must never hold one caller's tables.
         let catalogs = Arc::new(MemoryCatalogProviderList::new());
-        let shared = state.catalog_list().clone();
         for name in shared.catalog_names() {
             if let Some(c) = shared.catalog(&name) {
                 catalogs.register_catalog(name, c);
@@ -359,11 +358,8 @@ impl Engine {
                 .expect("a memory catalog accepts schemas");
             catalogs.register_catalog(l.catalog.clone(), Arc::new(catalog));
         }
-        let state = SessionStateBuilder::new_from_existing(state)
-            .with_catalog_list(catalogs)
-            .build();
         Engine {
-            ctx: SessionContext::new_with_state(state),
+            ctx: SessionContext::new_with_state(builder.with_catalog_list(catalogs).build()),
             ..self.clone()
         }
     }
