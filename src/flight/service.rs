@@ -811,9 +811,10 @@ impl FlightSqlService for TsqlFlightSql {
         query: CommandGetCatalogs,
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
-        self.caller(&request).await?;
+        let caller = self.caller(&request).await?;
         let mut b = query.into_builder();
-        let mut names = self.engine.context().catalog_names();
+        let engine = self.engine.for_caller(&caller).await;
+        let mut names = engine.context().catalog_names();
         names.sort();
         for c in names {
             b.append(c);
@@ -836,9 +837,9 @@ impl FlightSqlService for TsqlFlightSql {
         query: CommandGetDbSchemas,
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
-        self.caller(&request).await?;
+        let caller = self.caller(&request).await?;
         let mut b = query.into_builder();
-        for (c, s) in list_schemas(&self.engine) {
+        for (c, s) in list_schemas(&self.engine.for_caller(&caller).await) {
             b.append(c, s);
         }
         Ok(Self::batch_stream(b.build().map_err(arrow_status)?))

@@ -113,6 +113,11 @@ def test_the_query_view_and_kill(busy):
         assert code == "ok" and query_id not in [r[0] for r in theirs]
         code, text, _ = run(busy, f"CALL system.runtime.kill_query('{query_id}')", "bob")
         assert code == "NotFound", text
+        with flightsql.connect(busy.uri, db_kwargs={"username": "bob", "password": "bob"}, autocommit=True) as c:
+            listed = {(t["catalog_name"], s["db_schema_name"], x["table_name"])
+                      for t in c.adbc_get_objects(depth="tables").read_all().to_pylist()
+                      for s in t["catalog_db_schemas"] or [] for x in s["db_schema_tables"] or []}
+        assert ("system", "runtime", "queries") in listed  # BI tools find the view by browsing
         code, everyone, _ = run(busy, "SELECT DISTINCT user FROM system.runtime.queries", "ops")
         assert {"ann", "bob"} <= {r[0] for r in everyone}, everyone
         code, killed, _ = run(busy, f"CALL system.runtime.kill_query('{query_id}')", "ann")
