@@ -497,3 +497,13 @@ def test_readyz_says_when_a_source_is_unreachable(tmp_path):
         assert errors and errors[0].labels["kind"] == "unavailable" and errors[0].value >= 1, errors
     finally:
         server.stop()
+
+
+def test_a_limit_on_a_root_table_reads_only_the_entities_it_needs(proxied):
+    server, proxy = proxied
+    with connect(server) as conn:
+        before = len(proxy.requests)
+        got = rows(conn, "SELECT orderid FROM cyoda.entities.orders LIMIT 3")
+        pages = [p for (_, p, _) in proxy.requests[before:] if p.startswith("/api/entity/orders/1")]
+    assert len(got) == 3
+    assert pages and all("pageSize=3&" in p for p in pages), pages

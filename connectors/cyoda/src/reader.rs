@@ -308,10 +308,15 @@ impl LiveSource for CyodaReader {
             );
         }
         match &read.filter {
-            None => format!(
-                "GET /entity/{model}?pointInTime={at} (pages of {})",
-                self.options.page_size
-            ),
+            None => match Self::entity_limit(read) {
+                Some(limit) => format!(
+                    "GET /entity/{model}?pointInTime={at} (the first {limit} entities only)"
+                ),
+                None => format!(
+                    "GET /entity/{model}?pointInTime={at} (pages of {})",
+                    self.options.page_size
+                ),
+            },
             Some(p) => format!(
                 "POST /search/direct/{model}?pointInTime={at} condition={} (over {DIRECT_SEARCH_CAP} matches: GET /entity pages, filtered by tsql)",
                 condition(p)
