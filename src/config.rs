@@ -13,6 +13,10 @@
 //! password_hash = "$argon2id$v=19$…"  # `tsql hash-password` prints one
 //! roles = ["reader"]
 //!
+//! memory_limit = "8GB"                # limits: see the README
+//! max_running_queries = 8
+//! metrics_listen = "127.0.0.1:9464"
+//!
 //! [[source]]                          # more sources, each its own catalog
 //! kind = "cyoda"
 //! catalog = "cyoda"

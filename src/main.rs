@@ -64,6 +64,11 @@ enum Command {
     ///   auth = "passthrough"             # users log in with Cyoda client id + secret
     ///                                    # (or a Cyoda access token as the password)
     ///
+    /// Many users: memory_limit, max_running_queries, query_timeout_seconds, …
+    /// in the config file; SELECT * FROM system.runtime.queries shows what runs,
+    /// CALL system.runtime.kill_query('<id>') stops a query; metrics and health
+    /// on http://127.0.0.1:9464/metrics, /healthz, /readyz.
+    ///
     /// The log (standard error) has one line per query; SIGTERM stops the
     /// server, giving running queries 10 s to finish.
     #[command(verbatim_doc_comment)]
@@ -125,7 +130,10 @@ struct ServeArgs {
     #[arg(long, env = "TSQL_LISTEN")]
     listen: Option<String>,
     /// TOML config file: listen, data, demo, on_bad_record, tls_cert, tls_key,
-    /// [[users]], and [[source]] entries (a Cyoda service, more folders).
+    /// [[users]], [[source]] entries (a Cyoda service, more folders), limits
+    /// (memory_limit, query_memory_limit, spill_dir, max_running_queries,
+    /// max_queued_queries, max_queries_per_user, query_timeout_seconds),
+    /// metrics_listen and log_format.
     #[arg(long, env = "TSQL_CONFIG")]
     config: Option<PathBuf>,
     /// PEM certificate chain: serve grpc+tls (with --tls-key).
