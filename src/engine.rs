@@ -308,6 +308,41 @@ impl Engine {
     /// With limited memory, the engine also gets its own share of the
     /// server-wide pool: call this once per query.
     pub async fn for_caller(&self, caller: &Caller) -> Engine {
+        self.for_caller_reading(caller, None).await
+    }
+
+    /// The catalogs `sql` reads, when that can be told from its text (a plain
+    /// query); unqualified names are in `default_catalog`. `None`: any may be.
+    pub fn catalogs_of(&self, sql: &str, default_catalog: &str) -> Option<Vec<String>> {
+        use datafusion::sql::parser::Statement as Parsed;
+        use datafusion::sql::sqlparser::ast::Statement;
+        let state = self.ctx.state_ref();
+        let state = state.read();
+        let dialect = state.config().options().sql_parser.dialect;
+        let statement = state
+            .sql_to_statement(&number_placeholders(sql), &dialect)
+            .ok()?;
+        if !matches!(&statement, Parsed::Statement(s) if matches!(s.as_ref(), Statement::Query(_)))
+        {
+            return None;
+        }
+        let mut out = Vec::new();
+        for r in state.resolve_table_references(&statement).ok()? {
+            if r.schema() == Some("information_schema") {
+                return None;
+            }
+            let catalog = r.catalog().unwrap_or(default_catalog).to_string();
+            if !out.contains(&catalog) {
+                out.push(catalog);
+            }
+        }
+        Some(out)
+    }
+
+    /// Like [`Engine::for_caller`], loading only the live catalogs in
+    /// `reading` (all when `None`): a query of local files never waits for a
+    /// slow or unreachable service.
+    pub async fn for_caller_reading(&self, caller: &Caller, reading: Option<&[String]>) -> Engine {
         if self.live.is_empty() && self.per_query.is_none() && self.queries.is_none() {
             return self.clone();
         }
@@ -344,6 +379,9 @@ impl Engine {
             catalogs.register_catalog("system".into(), Arc::new(system));
         }
         for l in self.live.iter() {
+            if reading.is_some_and(|w| !w.contains(&l.catalog)) {
+                continue; // keeps its empty placeholder schema
+            }
             let schema: Arc<dyn SchemaProvider> =
                 match l.service.identity(caller.upstream.as_ref()).await {
                     Ok(identity) => match l.service.schema(identity, self.scan.clone()).await {

@@ -179,9 +179,10 @@ impl TsqlFlightSql {
         sql: String,
         params: Option<Vec<ScalarValue>>,
     ) -> Result<DataFrame, Status> {
+        let reads = self.engine.catalogs_of(&sql, catalog);
         let engine = self
             .engine
-            .for_caller(caller)
+            .for_caller_reading(caller, reads.as_deref())
             .await
             .with_defaults(catalog, schema)
             .map_err(to_status)?;

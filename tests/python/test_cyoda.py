@@ -262,6 +262,13 @@ def test_faults_dead_slow_and_malformed(loaded, proxied):
         # Other catalogs keep answering while the service is down.
         assert rows(conn, "SELECT count(*) FROM files.entities.orders")[0][0] > 0
         proxy.down = False
+        # ... and while it is slow: a query of local files does not wait for it.
+        proxy.delay = 4.0
+        time.sleep(0.6)  # past the model list's lifetime
+        started = time.time()
+        assert rows(conn, "SELECT count(*) FROM files.entities.orders")[0][0] > 0
+        assert time.time() - started < 2, "a local-files query waited for the slow service"
+        proxy.delay = 0.0
         proxy.delay = 4.0  # longer than timeout_seconds = 3
         started = time.time()
         with pytest.raises(adbc_driver_manager.Error) as err:
