@@ -135,6 +135,15 @@ impl TsqlFlightSql {
         }
     }
 
+    /// The SQL to plan for a statement the client sent: the statement itself,
+    /// or, for a `kill_query` call, the kill done and the query that reports it.
+    fn statement_sql(&self, caller: &Caller, sql: String) -> Result<String, Status> {
+        match kill_request(&sql) {
+            Some(id) => self.kill(caller, &id),
+            None => Ok(sql),
+        }
+    }
+
     /// `CALL system.runtime.kill_query('<id>')`: stops the query (the
     /// caller's own, or anyone's for role `admin`) and answers with a query
     /// that reports it.
@@ -551,10 +560,7 @@ impl FlightSqlService for TsqlFlightSql {
         let caller = self.caller(&request).await?;
         let user = caller.name.clone();
         let (catalog, schema) = self.session_defaults(&request, &user);
-        let sql = match kill_request(&query.query) {
-            Some(id) => self.kill(&caller, &id)?,
-            None => query.query,
-        };
+        let sql = self.statement_sql(&caller, query.query)?;
         let df = self
             .plan(&caller, &catalog, &schema, sql.clone(), None)
             .await?;
@@ -611,10 +617,7 @@ impl FlightSqlService for TsqlFlightSql {
         let caller = self.caller(&request).await?;
         let user = caller.name.clone();
         let (catalog, schema) = self.session_defaults(&request, &user);
-        let sql = match kill_request(&query.query) {
-            Some(id) => self.kill(&caller, &id)?,
-            None => query.query,
-        };
+        let sql = self.statement_sql(&caller, query.query)?;
         let df = self
             .plan(&caller, &catalog, &schema, sql.clone(), None)
             .await?;

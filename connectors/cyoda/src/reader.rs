@@ -111,6 +111,29 @@ impl CyodaReader {
             .await
     }
 
+    /// Every page of the model, pages `first`, `first + step`, … (`step`
+    /// readers share the model), with pages in flight.
+    fn model_pages(
+        self: Arc<Self>,
+        read: Arc<LiveRead>,
+        first: usize,
+        step: usize,
+    ) -> EnvelopePages {
+        let size = self.options.page_size.max(1);
+        let in_flight = self.options.pages_in_flight;
+        striped(
+            read.model.to_string(),
+            first,
+            step,
+            size,
+            in_flight,
+            move |p| {
+                let (me, read) = (self.clone(), read.clone());
+                async move { me.list_page(&read, p, size).await }
+            },
+        )
+    }
+
     /// One entity by id, as an array of zero or one envelope of the model.
     async fn one_entity(&self, read: &LiveRead, id: &str) -> Result<Bytes, UpstreamError> {
         let path = format!("/entity/{}", encode(id));
@@ -233,7 +256,6 @@ impl LiveSource for CyodaReader {
         partitions: usize,
     ) -> EnvelopePages {
         let size = self.options.page_size.max(1);
-        let in_flight = self.options.pages_in_flight;
         if let Some(ids) = read.entity_ids.clone() {
             if partition > 0 {
                 return futures::stream::empty().boxed();
@@ -258,17 +280,7 @@ impl LiveSource for CyodaReader {
                     })
                     .boxed();
             }
-            return striped(
-                read.model.to_string(),
-                partition,
-                partitions,
-                size,
-                in_flight,
-                move |p| {
-                    let (me, read) = (self.clone(), read.clone());
-                    async move { me.list_page(&read, p, size).await }
-                },
-            );
+            return self.model_pages(read, partition, partitions);
         }
         // A filtered read: a direct search; when more entities match than it
         // returns, every page of the model (the engine applies the filter).
@@ -279,17 +291,9 @@ impl LiveSource for CyodaReader {
                 Ok(found) => Ok::<EnvelopePages, UpstreamError>(
                     futures::stream::once(async move { Ok(found) }).boxed(),
                 ),
-                Err(e) if e.message.contains("SEARCH_RESULT_LIMIT") => Ok(striped(
-                    read.model.to_string(),
-                    0,
-                    1,
-                    size,
-                    in_flight,
-                    move |p| {
-                        let (me, read) = (self.clone(), read.clone());
-                        async move { me.list_page(&read, p, size).await }
-                    },
-                )),
+                Err(e) if e.message.contains("SEARCH_RESULT_LIMIT") => {
+                    Ok(self.model_pages(read, 0, 1))
+                }
                 Err(e) => Err(e),
             }
         })

@@ -281,13 +281,6 @@ pub struct LiveScanExec {
     properties: Arc<PlanProperties>,
 }
 
-impl LiveScanExec {
-    /// What this scan asks the service (the text `EXPLAIN` shows).
-    pub fn request(&self) -> &str {
-        &self.request
-    }
-}
-
 impl DisplayAs for LiveScanExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
         write!(

@@ -184,10 +184,12 @@ class JdbcDriverTest {
     }
   }
 
+  /** A three-way cross join of the demo's order lines (7530^3 rows): it would run for many minutes. */
+  private static final String ENDLESS = "SELECT count(*) FROM orders_lines a, orders_lines b, orders_lines c";
+
   @Test
   void cancelStopsALongQuery() throws Exception {
-    // A three-way cross join of the demo's order lines (7530^3 rows) would run for many minutes.
-    String endless = "SELECT count(*) FROM orders_lines a, orders_lines b, orders_lines c";
+    String endless = ENDLESS;
     try (Connection c = connect(); Statement s = c.createStatement()) {
       AtomicReference<Throwable> failure = new AtomicReference<>();
       Thread t = inBackground(s, endless, failure);
@@ -206,7 +208,7 @@ class JdbcDriverTest {
 
   @Test
   void queryViewAndKill() throws Exception {
-    String endless = "SELECT count(*) FROM orders_lines a, orders_lines b, orders_lines c";
+    String endless = ENDLESS;
     try (Connection c = connect(); Statement s = c.createStatement()) {
       AtomicReference<Throwable> failure = new AtomicReference<>();
       Thread t = inBackground(s, endless, failure);
