@@ -25,6 +25,7 @@
 //! ```
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use argon2::{Argon2, PasswordHash, PasswordHasher, PasswordVerifier};
 use serde::Deserialize;
@@ -117,6 +118,63 @@ pub struct SourceConfig {
     pub data: Option<PathBuf>,
     /// Files: the demo dataset.
     pub demo: Option<bool>,
+    /// Cassandra: `host:port` of the nodes to contact first.
+    pub contact_points: Option<Vec<String>>,
+    /// Cassandra: the keyspaces whose tables are exposed.
+    pub keyspaces: Option<Vec<String>>,
+    /// Cassandra: consistency of every read (default QUORUM).
+    pub consistency: Option<String>,
+    /// Cassandra: seconds one CQL request may take (default 10).
+    pub request_timeout_seconds: Option<f64>,
+    /// Cassandra: seconds to open a connection (default 5).
+    pub connect_timeout_seconds: Option<f64>,
+    /// Cassandra: user name for password authentication.
+    pub username: Option<String>,
+    /// Cassandra: its password.
+    pub password: Option<String>,
+    /// Cassandra: PEM file of the CA that signed the nodes' certificates (turns TLS on).
+    pub tls_ca: Option<PathBuf>,
+    /// Cassandra: send filters on non-key columns with ALLOW FILTERING (default false).
+    pub allow_filtering: Option<bool>,
+    /// Cassandra: megabytes one token-range split should hold (default 64).
+    pub split_size_mb: Option<u64>,
+    /// Cassandra: `decimal` (default: varint as DECIMAL(38,0), decimal as DECIMAL(38,18)) or `text`.
+    pub wide_numbers: Option<String>,
+    /// Cassandra: retries of a failed read attempt on another node (default 2).
+    pub retries: Option<usize>,
+    /// Cassandra: user name -> the keyspaces that user may see (default: every user sees every keyspace).
+    pub tenants: Option<std::collections::BTreeMap<String, Vec<String>>>,
+    /// Cassandra: tables whose rows are entity revisions.
+    #[serde(default)]
+    pub entity_table: Vec<EntityTableConfig>,
+}
+
+/// One `[[source.entity_table]]`: a Cassandra table of entity revisions.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EntityTableConfig {
+    /// `keyspace.table`.
+    pub table: String,
+    /// Column with the model name.
+    pub model: String,
+    /// Column with the model version.
+    pub version: String,
+    /// Column with the entity id.
+    pub id: String,
+    /// Column with the revision's time.
+    pub updated: String,
+    /// Column with the creation time (default: the first revision's time).
+    pub created: Option<String>,
+    /// Column with the workflow state.
+    pub state: String,
+    /// Column with the JSON document.
+    pub document: String,
+    /// Boolean column marking deleting revisions.
+    pub deleted: Option<String>,
+    /// Schema of its entity tables (default `<keyspace>_entities`).
+    pub schema: Option<String>,
+    /// Seconds inferred shapes are reused before the table is read for them again (default 5).
+    pub shape_ttl_seconds: Option<f64>,
 }
 
 impl SourceConfig {
@@ -210,10 +268,114 @@ impl SourceConfig {
                     options,
                 })
             }
+            "cassandra" => self.cassandra(&at),
             other => Err(format!(
-                "{at}: kind must be \"cyoda\" or \"files\", not \"{other}\""
+                "{at}: kind must be \"cyoda\", \"cassandra\" or \"files\", not \"{other}\""
             )),
         }
+    }
+}
+
+fn seconds(at: &str, v: Option<f64>, name: &str, default: Duration) -> Result<Duration, String> {
+    match v {
+        None => Ok(default),
+        Some(s) if s >= 0.0 && s.is_finite() => Ok(Duration::from_secs_f64(s)),
+        Some(s) => Err(format!(
+            "{at}: {name} must be a number of seconds, not {s}"
+        )),
+    }
+}
+
+impl SourceConfig {
+    fn cassandra(&self, at: &str) -> Result<crate::Source, String> {
+        let contact_points = self.contact_points.clone().unwrap_or_default();
+        if contact_points.is_empty() {
+            return Err(format!(
+                "{at}: a cassandra source needs `contact_points`, e.g. [\"10.0.0.1:9042\"]"
+            ));
+        }
+        let keyspaces = self.keyspaces.clone().unwrap_or_default();
+        if keyspaces.is_empty() {
+            return Err(format!(
+                "{at}: a cassandra source needs `keyspaces`, the keyspaces whose tables it exposes"
+            ));
+        }
+        let mut o = tsql_cassandra::CassandraOptions::new(contact_points, keyspaces.clone());
+        if let Some(c) = &self.consistency {
+            o.consistency = tsql_cassandra::parse_consistency(c).map_err(|e| format!("{at}: {e}"))?;
+        }
+        o.request_timeout = seconds(at, self.request_timeout_seconds, "request_timeout_seconds", o.request_timeout)?;
+        o.connect_timeout = seconds(at, self.connect_timeout_seconds, "connect_timeout_seconds", o.connect_timeout)?;
+        o.metadata_ttl = seconds(at, self.metadata_ttl_seconds, "metadata_ttl_seconds", o.metadata_ttl)?;
+        match (&self.username, &self.password) {
+            (Some(u), Some(p)) => o.credentials = Some((u.clone(), p.clone())),
+            (None, None) => {}
+            _ => return Err(format!("{at}: give both `username` and `password`, or neither")),
+        }
+        if let Some(ca) = &self.tls_ca {
+            o.tls = Some(Some(ca.clone()));
+        }
+        o.allow_filtering = self.allow_filtering.unwrap_or(false);
+        if let Some(p) = self.page_size {
+            o.page_size = i32::try_from(p.clamp(1, 1_000_000)).expect("clamped");
+        }
+        if let Some(mb) = self.split_size_mb {
+            o.split_bytes = mb.max(1) << 20;
+        }
+        if let Some(r) = self.retries {
+            o.retries = r;
+        }
+        o.wide_numbers = match self.wide_numbers.as_deref() {
+            None | Some("decimal") => tsql_cassandra::WideNumbers::Decimal,
+            Some("text") => tsql_cassandra::WideNumbers::Text,
+            Some(other) => {
+                return Err(format!(
+                    "{at}: wide_numbers must be \"decimal\" or \"text\", not \"{other}\""
+                ));
+            }
+        };
+        for e in &self.entity_table {
+            let Some((ks, table)) = e.table.split_once('.') else {
+                return Err(format!(
+                    "{at}: entity_table table \"{}\" must be keyspace.table",
+                    e.table
+                ));
+            };
+            if !keyspaces.iter().any(|k| k == ks) {
+                return Err(format!(
+                    "{at}: entity_table {} is in keyspace {ks}, which is not in `keyspaces`",
+                    e.table
+                ));
+            }
+            o.entity_tables.push(tsql_cassandra::EntityTableOptions {
+                keyspace: ks.to_string(),
+                table: table.to_string(),
+                schema: e.schema.clone().unwrap_or_else(|| format!("{ks}_entities")),
+                model: e.model.clone(),
+                version: e.version.clone(),
+                id: e.id.clone(),
+                updated: e.updated.clone(),
+                created: e.created.clone(),
+                state: e.state.clone(),
+                document: e.document.clone(),
+                deleted: e.deleted.clone(),
+                shape_ttl: seconds(at, e.shape_ttl_seconds, "shape_ttl_seconds", Duration::from_secs(5))?,
+            });
+        }
+        if let Some(t) = &self.tenants {
+            for (user, spaces) in t {
+                if let Some(bad) = spaces.iter().find(|k| !keyspaces.contains(k)) {
+                    return Err(format!(
+                        "{at}: tenants.{user} names keyspace {bad}, which is not in `keyspaces`"
+                    ));
+                }
+            }
+        }
+        Ok(crate::Source::Cassandra {
+            catalog: self.catalog.clone(),
+            options: o,
+            tenants: self.tenants.clone(),
+        })
     }
 }
 

@@ -14,6 +14,7 @@ use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::context::SQLOptions;
 use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
+use tsql_cassandra::{CassandraOptions, CassandraSource};
 use tsql_cyoda::{CyodaOptions, CyodaService, Identity};
 use tsql_entity_tables::{
     BadRecordPolicy, BadRecords, CATALOG, EntitySchema, EntitySource, LiveSchema, SCHEMA,
@@ -55,19 +56,31 @@ pub enum Source {
         /// How to reach and read it.
         options: CyodaOptions,
     },
+    /// A Cassandra or ScyllaDB cluster: one schema per keyspace.
+    Cassandra {
+        /// Catalog name.
+        catalog: String,
+        /// How to reach and read it.
+        options: CassandraOptions,
+        /// User name -> keyspaces that user may see; everyone sees every keyspace when unset.
+        tenants: Option<std::collections::BTreeMap<String, Vec<String>>>,
+    },
 }
 
 impl Source {
     /// The catalog this source's tables live in.
     pub fn catalog(&self) -> &str {
         match self {
-            Source::Files { catalog, .. } | Source::Cyoda { catalog, .. } => catalog,
+            Source::Files { catalog, .. }
+            | Source::Cyoda { catalog, .. }
+            | Source::Cassandra { catalog, .. } => catalog,
         }
     }
 
     fn schema(&self) -> &str {
         match self {
             Source::Files { schema, .. } | Source::Cyoda { schema, .. } => schema,
+            Source::Cassandra { options, .. } => &options.keyspaces[0],
         }
     }
 }
@@ -106,12 +119,25 @@ impl Caller {
     }
 }
 
-/// A live catalog: a Cyoda service whose tables depend on who asks.
+/// A live catalog: a source whose tables depend on who asks.
 #[derive(Debug)]
 struct LiveCatalog {
     catalog: String,
-    schema: String,
-    service: Arc<CyodaService>,
+    kind: LiveKind,
+}
+
+#[derive(Debug)]
+enum LiveKind {
+    /// A Cyoda service: the caller's identity decides the models.
+    Cyoda {
+        schema: String,
+        service: Arc<CyodaService>,
+    },
+    /// A Cassandra cluster: the caller's name decides the keyspaces.
+    Cassandra {
+        source: Arc<CassandraSource>,
+        tenants: Option<std::collections::BTreeMap<String, Vec<String>>>,
+    },
 }
 
 /// The schema of a live source that cannot be read now: it lists no tables,
@@ -247,8 +273,33 @@ impl Engine {
                         .expect("a memory catalog accepts schemas");
                     live.push(LiveCatalog {
                         catalog: name.clone(),
-                        schema: schema.clone(),
-                        service: Arc::new(service),
+                        kind: LiveKind::Cyoda {
+                            schema: schema.clone(),
+                            service: Arc::new(service),
+                        },
+                    });
+                }
+                Source::Cassandra {
+                    catalog: name,
+                    options,
+                    tenants,
+                } => {
+                    // Until a query loads it, each schema is empty.
+                    let names = options
+                        .keyspaces
+                        .iter()
+                        .chain(options.entity_tables.iter().map(|e| &e.schema));
+                    for name in names {
+                        catalog
+                            .register_schema(name, Arc::new(MemorySchemaProvider::new()))
+                            .expect("a memory catalog accepts schemas");
+                    }
+                    live.push(LiveCatalog {
+                        catalog: name.clone(),
+                        kind: LiveKind::Cassandra {
+                            source: Arc::new(CassandraSource::new(options.clone())),
+                            tenants: tenants.clone(),
+                        },
                     });
                 }
             }
@@ -278,10 +329,11 @@ impl Engine {
     /// Whether every live source answers, or which one does not and why.
     pub async fn check_sources(&self) -> std::result::Result<(), String> {
         for l in self.live.iter() {
-            l.service
-                .check_reachable()
-                .await
-                .map_err(|e| format!("catalog {}: {}", l.catalog, e.message))?;
+            let checked = match &l.kind {
+                LiveKind::Cyoda { service, .. } => service.check_reachable().await,
+                LiveKind::Cassandra { source, .. } => source.check_reachable().await,
+            };
+            checked.map_err(|e| format!("catalog {}: {}", l.catalog, e.message))?;
         }
         Ok(())
     }
@@ -294,10 +346,10 @@ impl Engine {
 
     /// The Cyoda service that checks callers' own identities (passthrough mode), if any.
     pub fn passthrough_service(&self) -> Option<Arc<CyodaService>> {
-        self.live
-            .iter()
-            .find(|l| l.service.passthrough())
-            .map(|l| l.service.clone())
+        self.live.iter().find_map(|l| match &l.kind {
+            LiveKind::Cyoda { service, .. } if service.passthrough() => Some(service.clone()),
+            _ => None,
+        })
     }
 
     /// This engine as `caller` sees it: every live catalog holds the tables
@@ -382,19 +434,35 @@ impl Engine {
             if reading.is_some_and(|w| !w.contains(&l.catalog)) {
                 continue; // keeps its empty placeholder schema
             }
-            let schema: Arc<dyn SchemaProvider> =
-                match l.service.identity(caller.upstream.as_ref()).await {
-                    Ok(identity) => match l.service.schema(identity, self.scan.clone()).await {
-                        Ok(s) => s,
-                        Err(e) => Arc::new(UnavailableSchema(e)),
-                    },
-                    Err(e) => Arc::new(UnavailableSchema(e)),
-                };
-            let catalog = MemoryCatalogProvider::new();
-            catalog
-                .register_schema(&l.schema, schema)
-                .expect("a memory catalog accepts schemas");
-            catalogs.register_catalog(l.catalog.clone(), Arc::new(catalog));
+            let catalog: Arc<dyn CatalogProvider> = match &l.kind {
+                LiveKind::Cyoda { schema, service } => {
+                    let tables: Arc<dyn SchemaProvider> =
+                        match service.identity(caller.upstream.as_ref()).await {
+                            Ok(identity) => match service.schema(identity, self.scan.clone()).await
+                            {
+                                Ok(s) => s,
+                                Err(e) => Arc::new(UnavailableSchema(e)),
+                            },
+                            Err(e) => Arc::new(UnavailableSchema(e)),
+                        };
+                    let catalog = MemoryCatalogProvider::new();
+                    catalog
+                        .register_schema(schema, tables)
+                        .expect("a memory catalog accepts schemas");
+                    Arc::new(catalog)
+                }
+                LiveKind::Cassandra { source, tenants } => {
+                    // A caller sees only their keyspaces: other keyspaces are
+                    // not in their catalog at all, so no name, table or error
+                    // of another tenant can reach them.
+                    let keyspaces: Vec<String> = match tenants {
+                        None => source.keyspaces().to_vec(),
+                        Some(t) => t.get(&caller.name).cloned().unwrap_or_default(),
+                    };
+                    source.catalog(&keyspaces, &self.scan).await
+                }
+            };
+            catalogs.register_catalog(l.catalog.clone(), catalog);
         }
         Engine {
             ctx: SessionContext::new_with_state(builder.with_catalog_list(catalogs).build()),

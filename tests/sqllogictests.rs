@@ -18,7 +18,8 @@
 //! `TSQL_SLT_CONFIG=<tsql.toml>` the engine reads the config file's
 //! `[[source]]` entries instead, unqualified names resolve in catalog
 //! `TSQL_SLT_CATALOG`, and the files come from `TSQL_SLT_DIR`. The same files
-//! run once per catalog must give the same answers.
+//! run once per catalog must give the same answers; `TSQL_SLT_SCHEMA` names
+//! the schema in that catalog (default `entities`).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -168,8 +169,10 @@ impl AsyncDB for TsqlDb {
         }
         let mut engine = self.engine()?.for_caller(&Caller::named("slt")).await;
         if let Ok(catalog) = std::env::var("TSQL_SLT_CATALOG") {
+            let schema = std::env::var("TSQL_SLT_SCHEMA")
+                .unwrap_or_else(|_| tsql_entity_tables::SCHEMA.to_string());
             engine = engine
-                .with_defaults(&catalog, tsql_entity_tables::SCHEMA)
+                .with_defaults(&catalog, &schema)
                 .map_err(|e| TestError(e.to_string()))?;
         }
         let mut stream = engine

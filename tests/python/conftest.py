@@ -165,3 +165,14 @@ def typed_server(tmp_path_factory):
     s = Server(["--config", str(config)])
     yield s
     s.stop()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _stop_cassandra_clusters():
+    """Stops any Cassandra cluster a test module left running (tests/python/cassandra_it.py)."""
+    yield
+    import sys
+
+    helper = sys.modules.get("cassandra_it")
+    if helper is not None:
+        helper.stop_all()

@@ -420,7 +420,7 @@ impl ExecutionPlan for EntityScanExec {
 /// The batches a producer task sends on `rx`, as a stream that ends with an
 /// error, not silently, when the task dies (a panic) before it finished: a
 /// cut-short scan is never presented as complete.
-pub(crate) fn task_stream(
+pub fn task_stream(
     schema: SchemaRef,
     rx: tokio::sync::mpsc::Receiver<Result<arrow::array::RecordBatch>>,
     task: tokio::task::JoinHandle<()>,
