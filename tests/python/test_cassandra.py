@@ -252,6 +252,29 @@ def test_a_varint_wider_than_38_digits_fails_naming_the_column(server, data):
     assert server.alive()
 
 
+def test_a_type_tsql_cannot_map_is_named_and_the_rest_of_the_table_works(server, data):
+    """A column of a custom (Java class) type: listed, named with its type when
+    selected, and every other column still answers."""
+    s = data["session"]
+    s.execute("CREATE TABLE IF NOT EXISTS client_a.odd_types (k int PRIMARY KEY, v text, "
+              "odd 'org.apache.cassandra.db.marshal.LexicalUUIDType')")
+    s.execute("INSERT INTO client_a.odd_types (k, v) VALUES (1, 'one')")
+    s.execute("INSERT INTO client_a.odd_types (k, v) VALUES (2, 'two')")
+    with connect(server) as conn:
+        got = poll(lambda: rows(conn, "SELECT k, v FROM cassandra.client_a.odd_types ORDER BY k"), 10)
+        assert got == [(1, "one"), (2, "two")]
+        columns = rows(conn, "SELECT column_name FROM information_schema.columns WHERE table_catalog = 'cassandra' "
+                             "AND table_schema = 'client_a' AND table_name = 'odd_types' ORDER BY column_name")
+        assert [c for (c,) in columns] == ["k", "odd", "v"]
+        for sql in ["SELECT * FROM cassandra.client_a.odd_types", "SELECT odd FROM cassandra.client_a.odd_types"]:
+            with pytest.raises(adbc_driver_manager.Error) as err:
+                rows(conn, sql)
+            text = str(err.value)
+            assert "odd" in text and "LexicalUUIDType" in text and "leave it out" in text, text
+        assert rows(conn, "SELECT count(*) FROM cassandra.client_a.odd_types") == [(2,)]
+    assert server.alive()
+
+
 # --- schema changes --------------------------------------------------------------
 def poll(fn, timeout):
     """fn() until it returns without raising; its result, or the last error."""

@@ -351,3 +351,94 @@ pub fn show(v: &CqlValue) -> String {
         other => format!("{other:?}"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::ColumnInfo;
+    use datafusion::prelude::{col, lit};
+
+    /// `events (tenant text, day date, seq int, kind text, PRIMARY KEY ((tenant, day), seq))`.
+    fn events() -> TableInfo {
+        let c = |name: &str, cql: CqlType, kind, position| ColumnInfo {
+            name: name.into(),
+            type_text: String::new(),
+            cql: Ok(cql),
+            kind,
+            position,
+        };
+        TableInfo {
+            keyspace: "ks".into(),
+            name: "events".into(),
+            columns: vec![
+                c("tenant", CqlType::Text, ColumnKind::PartitionKey, 0),
+                c("day", CqlType::Date, ColumnKind::PartitionKey, 1),
+                c("seq", CqlType::Int, ColumnKind::Clustering, 0),
+                c("kind", CqlType::Text, ColumnKind::Regular, -1),
+            ],
+        }
+    }
+
+    fn day(d: i32) -> Expr {
+        lit(ScalarValue::Date32(Some(d)))
+    }
+
+    #[test]
+    fn a_full_partition_key_reads_partitions_and_pushes_clustering_ranges() {
+        let info = events();
+        let f = [
+            col("tenant").in_list(vec![lit("a"), lit("b")], false),
+            col("day").eq(day(3)),
+            col("seq").gt_eq(lit(10i32)),
+            col("seq").lt(lit(20i64)),
+            col("kind").eq(lit("x")),
+        ];
+        let refs: Vec<&Expr> = f.iter().collect();
+        let p = Pushdown::plan(&info, &refs, false);
+        assert_eq!(p.used, vec![true, true, true, true, false]);
+        assert_eq!(p.partition_keys().unwrap().len(), 2);
+        assert_eq!(p.conditions(&info).0, vec!["\"seq\" >= ?", "\"seq\" < ?"]);
+        assert!(!p.allow_filtering);
+    }
+
+    #[test]
+    fn or_of_equalities_is_an_in_list() {
+        let info = events();
+        let f = [
+            col("tenant").eq(lit("a")).or(col("tenant").eq(lit("b"))),
+            col("day").eq(day(1)),
+        ];
+        let refs: Vec<&Expr> = f.iter().collect();
+        let p = Pushdown::plan(&info, &refs, false);
+        assert_eq!(p.used, vec![true, true]);
+        assert_eq!(p.partition_keys().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn without_the_whole_partition_key_nothing_is_pushed_unless_filtering_is_allowed() {
+        let info = events();
+        let f = [col("tenant").eq(lit("a")), col("seq").gt(lit(5i32)), col("kind").eq(lit("x"))];
+        let refs: Vec<&Expr> = f.iter().collect();
+        let p = Pushdown::plan(&info, &refs, false);
+        assert_eq!(p.used, vec![false, false, false]);
+        let p = Pushdown::plan(&info, &refs, true);
+        assert!(p.partitions.is_none());
+        assert_eq!(p.used, vec![false, true, true]);
+        assert!(p.allow_filtering);
+    }
+
+    #[test]
+    fn values_that_sql_compares_differently_stay_behind() {
+        let info = events();
+        // 2^40 does not fit an int column; NULL never matches.
+        let f = [
+            col("tenant").eq(lit("a")),
+            col("day").eq(day(1)),
+            col("seq").gt(lit(1i64 << 40)),
+            col("kind").eq(lit(ScalarValue::Utf8(None))),
+        ];
+        let refs: Vec<&Expr> = f.iter().collect();
+        let p = Pushdown::plan(&info, &refs, false);
+        assert_eq!(p.used, vec![true, true, false, false]);
+    }
+}
