@@ -19,20 +19,37 @@ use futures::StreamExt;
 use scylla::client::session_builder::SessionBuilder;
 use scylla::statement::Consistency;
 
-type BenchRow = (i32, i32, i64, String, f64, Option<scylla::value::CqlTimestamp>);
+type BenchRow = (
+    i32,
+    i32,
+    i64,
+    String,
+    f64,
+    Option<scylla::value::CqlTimestamp>,
+);
 
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.len() < 6 {
-        eprintln!("usage: cassandra_plain_client HOST:PORT KEYSPACE TABLE SPLITS WORKERS [THRESHOLD]");
+        eprintln!(
+            "usage: cassandra_plain_client HOST:PORT KEYSPACE TABLE SPLITS WORKERS [THRESHOLD]"
+        );
         std::process::exit(2);
     }
     let (host, ks, table) = (&args[1], &args[2], &args[3]);
     let splits: i128 = args[4].parse().expect("SPLITS is a number");
     let workers: usize = args[5].parse().expect("WORKERS is a number");
-    let threshold: Option<f64> = args.get(6).map(|t| t.parse().expect("THRESHOLD is a number"));
-    let session = Arc::new(SessionBuilder::new().known_node(host).build().await.expect("connect"));
+    let threshold: Option<f64> = args
+        .get(6)
+        .map(|t| t.parse().expect("THRESHOLD is a number"));
+    let session = Arc::new(
+        SessionBuilder::new()
+            .known_node(host)
+            .build()
+            .await
+            .expect("connect"),
+    );
     let cql = format!(
         "SELECT bucket, seq, id, name, amount, ts FROM {ks}.{table} WHERE token(bucket) > ? AND token(bucket) <= ?"
     );
@@ -43,7 +60,11 @@ async fn main() {
     let ranges: Vec<(i64, i64)> = (0..splits)
         .map(|k| {
             let lo = i64::MIN as i128 + step * k;
-            let hi = if k == splits - 1 { i64::MAX as i128 } else { lo + step };
+            let hi = if k == splits - 1 {
+                i64::MAX as i128
+            } else {
+                lo + step
+            };
             (lo as i64, hi as i64)
         })
         .collect();
@@ -52,8 +73,12 @@ async fn main() {
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..workers {
-        let (session, prepared, ranges, next) =
-            (session.clone(), prepared.clone(), ranges.clone(), next.clone());
+        let (session, prepared, ranges, next) = (
+            session.clone(),
+            prepared.clone(),
+            ranges.clone(),
+            next.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             let (mut rows, mut matched, mut sum) = (0usize, 0usize, 0f64);
             loop {
@@ -61,7 +86,10 @@ async fn main() {
                 let Some((lo, hi)) = ranges.get(i).copied() else {
                     break;
                 };
-                let pager = session.execute_iter(prepared.clone(), (lo, hi)).await.expect("query");
+                let pager = session
+                    .execute_iter(prepared.clone(), (lo, hi))
+                    .await
+                    .expect("query");
                 let mut stream = pager.rows_stream::<BenchRow>().expect("row type");
                 while let Some(row) = stream.next().await {
                     let row = row.expect("row");

@@ -85,6 +85,12 @@ pub struct FileConfig {
 /// timeout_seconds = 30
 ///
 /// [[source]]
+/// kind = "cassandra"                 # a Cassandra or ScyllaDB cluster
+/// catalog = "cassandra"
+/// contact_points = ["10.0.0.1:9042"]
+/// keyspaces = ["client_a"]
+///
+/// [[source]]
 /// kind = "files"                     # local entity files
 /// catalog = "files"
 /// data = "/var/lib/tsql/entities"    # or: demo = true
@@ -280,9 +286,7 @@ fn seconds(at: &str, v: Option<f64>, name: &str, default: Duration) -> Result<Du
     match v {
         None => Ok(default),
         Some(s) if s >= 0.0 && s.is_finite() => Ok(Duration::from_secs_f64(s)),
-        Some(s) => Err(format!(
-            "{at}: {name} must be a number of seconds, not {s}"
-        )),
+        Some(s) => Err(format!("{at}: {name} must be a number of seconds, not {s}")),
     }
 }
 
@@ -302,15 +306,35 @@ impl SourceConfig {
         }
         let mut o = tsql_cassandra::CassandraOptions::new(contact_points, keyspaces.clone());
         if let Some(c) = &self.consistency {
-            o.consistency = tsql_cassandra::parse_consistency(c).map_err(|e| format!("{at}: {e}"))?;
+            o.consistency =
+                tsql_cassandra::parse_consistency(c).map_err(|e| format!("{at}: {e}"))?;
         }
-        o.request_timeout = seconds(at, self.request_timeout_seconds, "request_timeout_seconds", o.request_timeout)?;
-        o.connect_timeout = seconds(at, self.connect_timeout_seconds, "connect_timeout_seconds", o.connect_timeout)?;
-        o.metadata_ttl = seconds(at, self.metadata_ttl_seconds, "metadata_ttl_seconds", o.metadata_ttl)?;
+        o.request_timeout = seconds(
+            at,
+            self.request_timeout_seconds,
+            "request_timeout_seconds",
+            o.request_timeout,
+        )?;
+        o.connect_timeout = seconds(
+            at,
+            self.connect_timeout_seconds,
+            "connect_timeout_seconds",
+            o.connect_timeout,
+        )?;
+        o.metadata_ttl = seconds(
+            at,
+            self.metadata_ttl_seconds,
+            "metadata_ttl_seconds",
+            o.metadata_ttl,
+        )?;
         match (&self.username, &self.password) {
             (Some(u), Some(p)) => o.credentials = Some((u.clone(), p.clone())),
             (None, None) => {}
-            _ => return Err(format!("{at}: give both `username` and `password`, or neither")),
+            _ => {
+                return Err(format!(
+                    "{at}: give both `username` and `password`, or neither"
+                ));
+            }
         }
         if let Some(ca) = &self.tls_ca {
             o.tls = Some(Some(ca.clone()));
@@ -359,7 +383,12 @@ impl SourceConfig {
                 state: e.state.clone(),
                 document: e.document.clone(),
                 deleted: e.deleted.clone(),
-                shape_ttl: seconds(at, e.shape_ttl_seconds, "shape_ttl_seconds", Duration::from_secs(5))?,
+                shape_ttl: seconds(
+                    at,
+                    e.shape_ttl_seconds,
+                    "shape_ttl_seconds",
+                    Duration::from_secs(5),
+                )?,
             });
         }
         if let Some(t) = &self.tenants {
@@ -586,5 +615,46 @@ mod tests {
         );
         std::fs::write(&p, "lisen = 1\n").unwrap();
         assert!(FileConfig::load(&p).unwrap_err().contains("unknown field"));
+    }
+
+    #[test]
+    fn cassandra_sources_are_checked() {
+        let source = |extra: &str| -> Result<crate::Source, String> {
+            let text = format!(
+                "[[source]]\nkind = \"cassandra\"\ncatalog = \"c\"\ncontact_points = [\"127.0.0.1:9042\"]\nkeyspaces = [\"a\", \"b\"]\n{extra}"
+            );
+            let config: FileConfig = toml::from_str(&text).map_err(|e| e.to_string())?;
+            config.sources[0].to_source()
+        };
+        let Ok(crate::Source::Cassandra {
+            options, tenants, ..
+        }) = source(
+            "consistency = \"local_quorum\"\n[source.tenants]\nalice = [\"a\"]\n[[source.entity_table]]\ntable = \"a.revs\"\nmodel = \"m\"\nversion = \"v\"\nid = \"i\"\nupdated = \"u\"\nstate = \"s\"\ndocument = \"d\"\n",
+        )
+        else {
+            panic!("a valid cassandra source")
+        };
+        assert_eq!(
+            options.consistency,
+            tsql_cassandra::parse_consistency("LOCAL_QUORUM").unwrap()
+        );
+        assert_eq!(options.entity_tables[0].schema, "a_entities");
+        assert_eq!(tenants.unwrap()["alice"], vec!["a".to_string()]);
+        assert!(
+            source("consistency = \"most\"")
+                .unwrap_err()
+                .contains("unknown consistency")
+        );
+        assert!(
+            source("[source.tenants]\nbob = [\"z\"]")
+                .unwrap_err()
+                .contains("not in `keyspaces`")
+        );
+        assert!(source("username = \"u\"").unwrap_err().contains("both"));
+        assert!(
+            source("[[source.entity_table]]\ntable = \"revs\"\nmodel = \"m\"\nversion = \"v\"\nid = \"i\"\nupdated = \"u\"\nstate = \"s\"\ndocument = \"d\"\n")
+                .unwrap_err()
+                .contains("keyspace.table")
+        );
     }
 }

@@ -64,6 +64,18 @@ enum Command {
     ///   auth = "passthrough"             # users log in with Cyoda client id + secret
     ///                                    # (or a Cyoda access token as the password)
     ///
+    /// So is a Cassandra or ScyllaDB cluster (tables: cassandra.<keyspace>.<table>):
+    ///   [[source]]
+    ///   kind = "cassandra"
+    ///   catalog = "cassandra"
+    ///   contact_points = ["10.0.0.1:9042"]
+    ///   keyspaces = ["client_a"]
+    ///   consistency = "QUORUM"
+    ///   [source.tenants]                 # optional: who sees which keyspaces
+    ///   alice = ["client_a"]
+    ///   [[source.entity_table]]          # rows of entity revisions -> entity tables
+    ///   table = "client_a.entities"      # (+ the column names: see the README)
+    ///
     /// Many users: memory_limit, max_running_queries, query_timeout_seconds, …
     /// in the config file; SELECT * FROM system.runtime.queries shows what runs,
     /// CALL system.runtime.kill_query('<id>') stops a query; metrics and health

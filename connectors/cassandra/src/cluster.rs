@@ -315,9 +315,7 @@ impl Cluster {
     }
 }
 
-fn tls_config(
-    ca: Option<&std::path::Path>,
-) -> Result<Arc<rustls::ClientConfig>, UpstreamError> {
+fn tls_config(ca: Option<&std::path::Path>) -> Result<Arc<rustls::ClientConfig>, UpstreamError> {
     let bad = |m: String| UpstreamError::new(UpstreamErrorKind::Unavailable, m);
     let mut roots = rustls::RootCertStore::empty();
     if let Some(path) = ca {
@@ -353,7 +351,8 @@ pub fn classify(e: &(impl fmt::Debug + fmt::Display), what: &str) -> UpstreamErr
             UpstreamErrorKind::Unavailable,
             "too few replicas are up for the configured consistency; wait until the nodes are back, or lower `consistency` in the [[source]]",
         )
-    } else if debug.contains("Timeout") || debug.contains("timed out") || debug.contains("Elapsed") {
+    } else if debug.contains("Timeout") || debug.contains("timed out") || debug.contains("Elapsed")
+    {
         (
             UpstreamErrorKind::Timeout,
             "Cassandra did not answer in time; try again, narrow the query, or raise `request_timeout_seconds`",

@@ -342,14 +342,18 @@ mod tests {
             parse("vector<float, 3>").unwrap(),
             CqlType::Vector(Box::new(CqlType::Float), 3)
         );
-        assert!(matches!(parse("frozen<address>").unwrap(), CqlType::Udt(n, f) if n == "address" && f.len() == 2));
+        assert!(
+            matches!(parse("frozen<address>").unwrap(), CqlType::Udt(n, f) if n == "address" && f.len() == 2)
+        );
     }
 
     #[test]
     fn unknown_and_custom_types_are_named() {
-        assert!(parse("'org.apache.cassandra.db.marshal.DynamicCompositeType'")
-            .unwrap_err()
-            .contains("custom type"));
+        assert!(
+            parse("'org.apache.cassandra.db.marshal.DynamicCompositeType'")
+                .unwrap_err()
+                .contains("custom type")
+        );
         assert!(parse("nosuch").unwrap_err().contains("nosuch"));
         assert!(parse("list<int").is_err());
     }

@@ -50,10 +50,12 @@ impl Pushdown {
         let atoms: Vec<Atom> = filters
             .iter()
             .enumerate()
-            .filter_map(|(i, f)| atom(info, f).map(|mut a| {
-                a.filter = i;
-                a
-            }))
+            .filter_map(|(i, f)| {
+                atom(info, f).map(|mut a| {
+                    a.filter = i;
+                    a
+                })
+            })
             .collect();
         let mut out = Pushdown {
             used: vec![false; filters.len()],
@@ -188,11 +190,12 @@ fn atom(info: &TableInfo, e: &Expr) -> Option<Atom> {
     };
     match e {
         Expr::BinaryExpr(b) if b.op != Operator::Or => {
-            let (col, lit, op) = match (column_of(&b.left), &*b.right, column_of(&b.right), &*b.left) {
-                (Some(c), Expr::Literal(v, _), _, _) => (c, v, b.op),
-                (_, _, Some(c), Expr::Literal(v, _)) => (c, v, b.op.swap()?),
-                _ => return None,
-            };
+            let (col, lit, op) =
+                match (column_of(&b.left), &*b.right, column_of(&b.right), &*b.left) {
+                    (Some(c), Expr::Literal(v, _), _, _) => (c, v, b.op),
+                    (_, _, Some(c), Expr::Literal(v, _)) => (c, v, b.op.swap()?),
+                    _ => return None,
+                };
             let op = match op {
                 Operator::Eq => "=",
                 Operator::Lt => "<",
@@ -321,7 +324,9 @@ fn to_cql(info: &TableInfo, column: usize, v: &ScalarValue) -> Option<CqlValue> 
             CqlValue::Timestamp(CqlTimestamp(ms))
         }
         CqlType::Date => match v {
-            ScalarValue::Date32(Some(d)) => CqlValue::Date(CqlDate((*d as i64 + (1i64 << 31)) as u32)),
+            ScalarValue::Date32(Some(d)) => {
+                CqlValue::Date(CqlDate((*d as i64 + (1i64 << 31)) as u32))
+            }
             _ => return None,
         },
         _ => return None,
@@ -417,7 +422,11 @@ mod tests {
     #[test]
     fn without_the_whole_partition_key_nothing_is_pushed_unless_filtering_is_allowed() {
         let info = events();
-        let f = [col("tenant").eq(lit("a")), col("seq").gt(lit(5i32)), col("kind").eq(lit("x"))];
+        let f = [
+            col("tenant").eq(lit("a")),
+            col("seq").gt(lit(5i32)),
+            col("kind").eq(lit("x")),
+        ];
         let refs: Vec<&Expr> = f.iter().collect();
         let p = Pushdown::plan(&info, &refs, false);
         assert_eq!(p.used, vec![false, false, false]);

@@ -16,8 +16,8 @@ use futures::StreamExt;
 use scylla::value::{CqlValue, Row};
 use tsql_entity_tables::json::{Cursor, write_json_string};
 use tsql_entity_tables::{
-    DeclaredTypes, EnvelopePages, LiveModel, LiveRead, LiveSource, ModelId, ObjectShape,
-    Predicate, UpstreamError, UpstreamErrorKind,
+    DeclaredTypes, EnvelopePages, LiveModel, LiveRead, LiveSource, ModelId, ObjectShape, Predicate,
+    UpstreamError, UpstreamErrorKind,
 };
 
 use crate::cluster::{Cluster, ColumnKind, TableInfo, classify, quote};
@@ -37,7 +37,11 @@ pub struct RevisionTable {
 
 impl fmt::Debug for RevisionTable {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "RevisionTable({}.{})", self.options.keyspace, self.options.table)
+        write!(
+            f,
+            "RevisionTable({}.{})",
+            self.options.keyspace, self.options.table
+        )
     }
 }
 
@@ -79,8 +83,9 @@ impl RevisionTable {
                 ),
             ));
         };
-        let find = |role: &str, name: &str| {
-            info.column(name).ok_or_else(|| {
+        let find =
+            |role: &str, name: &str| {
+                info.column(name).ok_or_else(|| {
                 UpstreamError::new(
                     UpstreamErrorKind::NotFound,
                     format!(
@@ -91,7 +96,7 @@ impl RevisionTable {
                     ),
                 )
             })
-        };
+            };
         let model = find("model", &o.model)?;
         let version = find("version", &o.version)?;
         let id = find("id", &o.id)?;
@@ -103,15 +108,24 @@ impl RevisionTable {
                     "{}.{}: the partition key may only hold the model, version and id columns, so that every revision of an entity is in one partition; it is ({})",
                     o.keyspace,
                     o.table,
-                    pk.iter().map(|c| info.columns[*c].name.as_str()).collect::<Vec<_>>().join(", ")
+                    pk.iter()
+                        .map(|c| info.columns[*c].name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             ));
         }
         find("updated", &o.updated)?;
         find("state", &o.state)?;
         find("document", &o.document)?;
-        o.created.as_deref().map(|c| find("created", c)).transpose()?;
-        o.deleted.as_deref().map(|c| find("deleted", c)).transpose()?;
+        o.created
+            .as_deref()
+            .map(|c| find("created", c))
+            .transpose()?;
+        o.deleted
+            .as_deref()
+            .map(|c| find("deleted", c))
+            .transpose()?;
         Ok(Columns {
             model,
             version,
@@ -144,7 +158,9 @@ impl RevisionTable {
             .execute_iter(statement, ())
             .await
             .map_err(|e| classify(&e, &what))?;
-        let mut rows = pager.rows_stream::<Row>().map_err(|e| classify(&e, &what))?;
+        let mut rows = pager
+            .rows_stream::<Row>()
+            .map_err(|e| classify(&e, &what))?;
         let mut shapes: HashMap<ModelId, ObjectShape> = HashMap::new();
         let mut problems = Vec::new();
         while let Some(row) = rows.next().await {
@@ -158,7 +174,9 @@ impl RevisionTable {
             let shape = shapes.entry(model.clone()).or_default();
             if let Err(e) = shape.observe(&mut Cursor::new(doc.as_bytes())) {
                 if problems.len() < 10 {
-                    problems.push(format!("model {model}: a document is not a JSON object: {e}"));
+                    problems.push(format!(
+                        "model {model}: a document is not a JSON object: {e}"
+                    ));
                 }
             }
         }
@@ -237,7 +255,10 @@ impl LiveSource for RevisionReader {
                 o.keyspace,
                 o.table
             ),
-            None => format!("every revision of {}.{} by token range", o.keyspace, o.table),
+            None => format!(
+                "every revision of {}.{} by token range",
+                o.keyspace, o.table
+            ),
         }
     }
 }
@@ -351,7 +372,9 @@ impl Resolver {
                 .execute_iter(statement, values)
                 .await
                 .map_err(|e| classify(&e, &what))?;
-            let mut rows = pager.rows_stream::<Row>().map_err(|e| classify(&e, &what))?;
+            let mut rows = pager
+                .rows_stream::<Row>()
+                .map_err(|e| classify(&e, &what))?;
             let mut last_id: Option<String> = None;
             while let Some(row) = rows.next().await {
                 let row = row.map_err(|e| classify(&e, &what))?;
@@ -365,7 +388,10 @@ impl Resolver {
                 let Some(id) = id_of(c[2].as_ref()) else {
                     continue;
                 };
-                if wanted_ids.as_ref().is_some_and(|w| !w.contains(id.as_str())) {
+                if wanted_ids
+                    .as_ref()
+                    .is_some_and(|w| !w.contains(id.as_str()))
+                {
                     continue;
                 }
                 if cols.id_in_partition_key && last_id.as_deref().is_some_and(|l| l != id) {
@@ -384,7 +410,10 @@ impl Resolver {
                     None
                 };
                 let deleted = o.deleted.is_some()
-                    && matches!(c.get(k).and_then(|v| v.as_ref()), Some(CqlValue::Boolean(true)));
+                    && matches!(
+                        c.get(k).and_then(|v| v.as_ref()),
+                        Some(CqlValue::Boolean(true))
+                    );
                 self.observe(&id, updated, c[4].as_ref(), c[5].as_ref(), created, deleted);
                 last_id = Some(id);
             }

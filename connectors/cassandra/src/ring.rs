@@ -219,7 +219,10 @@ mod tests {
         let open = TokenRange::ALL.cut(3);
         assert_eq!(open[0].start, None);
         assert_eq!(open[2].end, None);
-        assert_eq!(open.iter().map(|p| p.width()).sum::<u128>(), TokenRange::ALL.width());
+        assert_eq!(
+            open.iter().map(|p| p.width()).sum::<u128>(),
+            TokenRange::ALL.width()
+        );
         let tiny = TokenRange {
             start: Some(0),
             end: Some(2),

@@ -155,7 +155,8 @@ impl TableProvider for CassandraTable {
             }
             None => {
                 let session = self.cluster.session().await?;
-                let wanted = match estimated_bytes(&session, &self.info.keyspace, &self.info.name).await
+                let wanted = match estimated_bytes(&session, &self.info.keyspace, &self.info.name)
+                    .await
                 {
                     Some(bytes) => (bytes.div_ceil(self.cluster.options().split_bytes) as usize)
                         .clamp(target, 4096),
@@ -424,7 +425,12 @@ impl RangeReader {
     }
 
     /// Reads one query's pages; false when the limit is reached.
-    async fn read(&mut self, cql: &str, values: Vec<CqlValue>, split: Option<&Split>) -> Result<bool> {
+    async fn read(
+        &mut self,
+        cql: &str,
+        values: Vec<CqlValue>,
+        split: Option<&Split>,
+    ) -> Result<bool> {
         let started = Instant::now();
         let what = format!("reading {}.{}", self.info.keyspace, self.info.name);
         let mut statement = self.cluster.prepare(cql).await?;
@@ -443,7 +449,9 @@ impl RangeReader {
             while let Some(row) = rows.next().await {
                 self.rows.push(row.map_err(|e| classify(&e, &what))?);
                 if self.rows.len() >= BATCH_ROWS
-                    || self.limit.is_some_and(|l| self.produced + self.rows.len() >= l)
+                    || self
+                        .limit
+                        .is_some_and(|l| self.produced + self.rows.len() >= l)
                 {
                     self.flush().await?;
                     if self.limit.is_some_and(|l| self.produced >= l) {
@@ -457,7 +465,10 @@ impl RangeReader {
         record_upstream(
             "cassandra",
             started.elapsed().as_secs_f64(),
-            outcome.as_ref().err().and_then(|e| tsql_entity_tables::UpstreamError::find(e).map(|u| u.kind)),
+            outcome
+                .as_ref()
+                .err()
+                .and_then(|e| tsql_entity_tables::UpstreamError::find(e).map(|u| u.kind)),
         );
         outcome
     }

@@ -50,7 +50,11 @@ impl CassandraSource {
     /// A catalog holding `keyspaces` (those of this source among them), as
     /// they are now. A keyspace that cannot be read lists no tables, and
     /// naming one of its tables gives the reason.
-    pub async fn catalog(&self, keyspaces: &[String], scan: &ScanOptions) -> Arc<dyn CatalogProvider> {
+    pub async fn catalog(
+        &self,
+        keyspaces: &[String],
+        scan: &ScanOptions,
+    ) -> Arc<dyn CatalogProvider> {
         let catalog = MemoryCatalogProvider::new();
         for ks in self.keyspaces() {
             if !keyspaces.contains(ks) {

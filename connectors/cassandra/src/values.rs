@@ -79,10 +79,11 @@ pub fn to_array(
             let mut b = TimestampMicrosecondBuilder::with_capacity(values.len());
             for v in values {
                 match v {
-                    Some(CqlValue::Timestamp(t)) => b.append_value(
-                        t.0.checked_mul(1000)
-                            .ok_or_else(|| ValueError(format!("timestamp {} ms is out of range", t.0)))?,
-                    ),
+                    Some(CqlValue::Timestamp(t)) => {
+                        b.append_value(t.0.checked_mul(1000).ok_or_else(|| {
+                            ValueError(format!("timestamp {} ms is out of range", t.0))
+                        })?)
+                    }
                     None | Some(CqlValue::Empty) => b.append_null(),
                     Some(other) => return Err(unexpected(other, cql)),
                 }
@@ -154,14 +155,19 @@ pub fn to_array(
                     .expect("valid"),
             )
         }
-        (CqlType::List(inner) | CqlType::Set(inner) | CqlType::Vector(inner, _), DataType::List(field)) => {
+        (
+            CqlType::List(inner) | CqlType::Set(inner) | CqlType::Vector(inner, _),
+            DataType::List(field),
+        ) => {
             let mut offsets = Vec::with_capacity(values.len() + 1);
             offsets.push(0i32);
             let mut children: Vec<Option<&CqlValue>> = Vec::new();
             let mut valid = Vec::with_capacity(values.len());
             for v in values {
                 match v {
-                    Some(CqlValue::List(xs)) | Some(CqlValue::Set(xs)) | Some(CqlValue::Vector(xs)) => {
+                    Some(CqlValue::List(xs))
+                    | Some(CqlValue::Set(xs))
+                    | Some(CqlValue::Vector(xs)) => {
                         children.extend(xs.iter().map(Some));
                         valid.push(true);
                     }
@@ -271,7 +277,9 @@ pub fn to_array(
             if values.iter().all(|v| v.is_none()) {
                 new_null_array(dt, values.len())
             } else {
-                return Err(ValueError(format!("CQL type {cql:?} cannot be read as {dt}")));
+                return Err(ValueError(format!(
+                    "CQL type {cql:?} cannot be read as {dt}"
+                )));
             }
         }
     })
@@ -293,7 +301,11 @@ fn struct_array<'t>(
     if fields.is_empty() {
         return Ok(Arc::new(StructArray::new_empty_fields(len, nulls(valid))));
     }
-    Ok(Arc::new(StructArray::new(fields.into(), arrays, nulls(valid))))
+    Ok(Arc::new(StructArray::new(
+        fields.into(),
+        arrays,
+        nulls(valid),
+    )))
 }
 
 fn nulls(valid: Vec<bool>) -> Option<NullBuffer> {
@@ -433,9 +445,17 @@ mod tests {
 
     #[test]
     fn decimals_rescale_exactly_or_fail() {
-        assert_eq!(decimal(&[0x30, 0x39], 2, 18).unwrap(), 12345 * 10i128.pow(16));
+        assert_eq!(
+            decimal(&[0x30, 0x39], 2, 18).unwrap(),
+            12345 * 10i128.pow(16)
+        );
         assert_eq!(decimal(&[0xff], 0, 0).unwrap(), -1);
         assert!(decimal(&[1; 17], 0, 0).is_err());
-        assert!(decimal(&[0x01], 20, 18).unwrap_err().0.contains("fraction digits"));
+        assert!(
+            decimal(&[0x01], 20, 18)
+                .unwrap_err()
+                .0
+                .contains("fraction digits")
+        );
     }
 }
