@@ -11,6 +11,7 @@ pub mod pushdown;
 pub mod revisions;
 pub mod ring;
 pub mod routing;
+pub mod rows;
 pub mod scan;
 pub mod source;
 pub mod values;

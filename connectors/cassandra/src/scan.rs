@@ -21,7 +21,7 @@ use datafusion::physical_plan::{
     SendableRecordBatchStream,
 };
 use futures::StreamExt;
-use scylla::value::{CqlValue, Row};
+use scylla::value::CqlValue;
 use tsql_entity_tables::table::task_stream;
 use tsql_entity_tables::upstream::record_upstream;
 
@@ -29,6 +29,7 @@ use crate::cluster::{Cluster, TableInfo, classify, quote};
 use crate::pushdown::{Pushdown, show};
 use crate::ring::{Split, TokenRange, estimated_bytes, splits};
 use crate::routing::ReplicasFirst;
+use crate::rows::{Cell, RawRow, bytes_column};
 use crate::values::to_array;
 
 /// Rows per Arrow batch.
@@ -392,7 +393,7 @@ struct RangeReader {
     reads: Arc<Reads>,
     limit: Option<usize>,
     produced: usize,
-    rows: Vec<Row>,
+    rows: Vec<RawRow>,
     tx: tokio::sync::mpsc::Sender<Result<RecordBatch>>,
 }
 
@@ -444,7 +445,7 @@ impl RangeReader {
                 .await
                 .map_err(|e| classify(&e, &what))?;
             let mut rows = pager
-                .rows_stream::<Row>()
+                .rows_stream::<RawRow>()
                 .map_err(|e| classify(&e, &what))?;
             while let Some(row) = rows.next().await {
                 self.rows.push(row.map_err(|e| classify(&e, &what))?);
@@ -490,14 +491,24 @@ impl RangeReader {
             for (i, c) in self.selected.iter().enumerate() {
                 let col = &self.info.columns[*c];
                 let cql = col.cql.as_ref().expect("checked at planning");
-                let values: Vec<Option<&CqlValue>> =
-                    rows.iter().map(|r| r.columns[i].as_ref()).collect();
-                let array = to_array(
-                    &values,
-                    cql,
-                    self.schema.field(i).data_type(),
-                    self.cluster.options().wide_numbers,
-                )
+                let array = match bytes_column(&rows, i, cql) {
+                    Some(array) => array,
+                    None => {
+                        let values: Vec<Option<&CqlValue>> = rows
+                            .iter()
+                            .map(|r| match &r.0[i] {
+                                Cell::Value(v) => Some(v),
+                                _ => None,
+                            })
+                            .collect();
+                        to_array(
+                            &values,
+                            cql,
+                            self.schema.field(i).data_type(),
+                            self.cluster.options().wide_numbers,
+                        )
+                    }
+                }
                 .map_err(|e| {
                     DataFusionError::Execution(format!(
                         "{}.{} column {}: {}",

@@ -6,13 +6,18 @@ scylla-driver client (benches/cassandra_plain_client.rs) reading the same
 table with the same number of token-range splits and the same number of
 concurrent readers, in the same run.
 
-    python3 benches/cassandra.py [--rows 1000000] [--runs 3]
+    python3 benches/cassandra_scan.py [--rows 1000000] [--runs 3] [--trino]
 
 Needs release builds (`cargo build --release --bin tsql --example
 cassandra_plain_client`, done here) and the Cassandra jars (fetched by
 ../shared/upstreams/cassandra/cassandra-it.sh into ~/.cache, done here).
 The filtered scan is `amount > 900` (about 10% of the rows): not a key, so
 both sides read every row and filter it themselves.
+
+With --trino, the same scans also run through Trino 476's Cassandra connector
+(benches/trino_server.py fetches and starts it): the full scan with the trino
+CLI discarding rows (`--output-format NULL`), the filtered one with its small
+answer over the HTTP protocol; rows/s from the wall-clock time.
 """
 
 import argparse
@@ -87,6 +92,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--trino", action="store_true", help="also through Trino 476's Cassandra connector")
     a = ap.parse_args()
     build()
     os.environ["TSQL_BIN"] = os.path.join(TARGET, "release", "tsql")
@@ -131,14 +137,41 @@ def main():
                 want = count
                 results["filtered"][1].append(a.rows / secs)
             print(f"filtered scan matches {want} rows in both")
-            print(f"{'scan':10} {'tsql rows/s':>12} {'plain rows/s':>13} {'ratio':>6}")
+            trino = trino_runs(work, a, full, filtered, want) if a.trino else None
+            head = f"{'scan':10} {'tsql rows/s':>12} {'plain rows/s':>13} {'ratio':>6}"
+            print(head + (f" {'trino rows/s':>13} {'tsql/trino':>10}" if trino else ""))
             for name, (ts, ps) in results.items():
                 t_med, p_med = statistics.median(ts), statistics.median(ps)
-                print(f"{name:10} {t_med:12.0f} {p_med:13.0f} {t_med / p_med:6.2f}")
+                line = f"{name:10} {t_med:12.0f} {p_med:13.0f} {t_med / p_med:6.2f}"
+                if trino:
+                    line += f" {trino[name]:13.0f} {t_med / trino[name]:10.2f}"
+                print(line)
         finally:
             server.stop()
     finally:
         cluster.stop()
+
+
+def trino_runs(work, a, full, filtered, count):
+    """Median rows/s of the two scans through Trino's Cassandra connector."""
+    from trino_server import Trino, fetch
+
+    fetch()
+    catalog = {"connector.name": "cassandra", "cassandra.contact-points": "127.0.0.1",
+               "cassandra.native-protocol-port": "9042", "cassandra.load-policy.dc-aware.local-dc": "datacenter1",
+               "cassandra.consistency-level": "QUORUM"}
+    out = {"full": [], "filtered": []}
+    with Trino(os.path.join(work, "trino"), catalogs={"cassandra": catalog}, heap="1G") as t:
+        t.cli("--execute", full + " LIMIT 1", "--output-format", "NULL")  # warm up the catalog
+        for _ in range(a.runs):
+            start = time.time()
+            t.cli("--execute", full, "--output-format", "NULL")
+            out["full"].append(a.rows / (time.time() - start))
+            start = time.time()
+            _, got, _ = t.query(filtered)
+            out["filtered"].append(a.rows / (time.time() - start))
+            assert got[0][0] == count, (got, count)
+    return {k: statistics.median(v) for k, v in out.items()}
 
 
 if __name__ == "__main__":
