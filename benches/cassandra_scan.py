@@ -83,7 +83,10 @@ def tsql_run(uri, sql):
 def plain_run(splits, workers, threshold=None):
     args = [os.path.join(TARGET, "release", "examples", "cassandra_plain_client"), "127.0.0.1:9042",
             "bench", "rows", str(splits), str(workers)] + ([str(threshold)] if threshold is not None else [])
-    out = subprocess.run(args, check=True, capture_output=True, text=True).stdout
+    run = subprocess.run(args, capture_output=True, text=True)
+    if run.returncode != 0:
+        raise SystemExit(f"the plain client failed: {run.stderr}")
+    out = run.stdout
     fields = dict(kv.split("=") for kv in out.split())
     return int(fields["rows"]), int(fields["matched"]), float(fields["seconds"])
 

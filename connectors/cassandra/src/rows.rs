@@ -1,7 +1,8 @@
 //! Rows as the driver hands them over, cheaply: a column of a fixed-width or
-//! text type keeps its serialized bytes (a shared slice of the response
-//! frame, no copy), any other column is read into a `CqlValue`. Columns of
-//! bytes are then decoded straight into Arrow builders.
+//! text type is kept as the place of its serialized bytes in the response
+//! frame (the row holds one reference to the frame, no copy), any other
+//! column is read into a `CqlValue`. Columns of bytes are then decoded
+//! straight into Arrow builders.
 
 use std::sync::Arc;
 
@@ -17,6 +18,7 @@ use scylla::deserialize::value::DeserializeValue;
 use scylla::deserialize::{DeserializationError, TypeCheckError};
 use scylla::frame::response::result::ColumnSpec;
 use scylla::value::CqlValue;
+use smallvec::SmallVec;
 
 use crate::cql_type::CqlType;
 use crate::values::ValueError;
@@ -26,23 +28,63 @@ use crate::values::ValueError;
 pub enum Cell {
     /// NULL.
     Null,
-    /// The serialized value (fixed-width and text types).
-    Bytes(Bytes),
+    /// Where the serialized value is in the row's frame: offset and length
+    /// (fixed-width and text types).
+    Bytes(u32, u32),
     /// The value read by the driver (every other type).
-    Value(CqlValue),
+    Value(Box<CqlValue>),
 }
 
-/// A row of [`Cell`]s.
+/// A row of [`Cell`]s, with the response frame its bytes are in.
 #[derive(Debug, Clone)]
-pub struct RawRow(pub Vec<Cell>);
+pub struct RawRow {
+    frame: Bytes,
+    cells: SmallVec<[Cell; 8]>,
+}
+
+/// A column of a row as read.
+pub enum Read<'a> {
+    /// NULL.
+    Null,
+    /// Serialized bytes.
+    Bytes(&'a [u8]),
+    /// A value read by the driver.
+    Value(&'a CqlValue),
+}
+
+impl RawRow {
+    /// Column `i` of the row.
+    pub fn get(&self, i: usize) -> Read<'_> {
+        match &self.cells[i] {
+            Cell::Null => Read::Null,
+            Cell::Bytes(at, len) => Read::Bytes(&self.frame[*at as usize..(*at + *len) as usize]),
+            Cell::Value(v) => Read::Value(v),
+        }
+    }
+}
 
 fn kept_as_bytes(t: &ColumnType) -> bool {
     use NativeType::*;
     matches!(
         t,
         ColumnType::Native(
-            Ascii | Text | Boolean | TinyInt | SmallInt | Int | BigInt | Counter | Float
-                | Double | Timestamp | Date | Time | Uuid | Timeuuid | Inet | Blob
+            Ascii
+                | Text
+                | Boolean
+                | TinyInt
+                | SmallInt
+                | Int
+                | BigInt
+                | Counter
+                | Float
+                | Double
+                | Timestamp
+                | Date
+                | Time
+                | Uuid
+                | Timeuuid
+                | Inet
+                | Blob
         )
     )
 }
@@ -53,20 +95,42 @@ impl<'frame, 'metadata> DeserializeRow<'frame, 'metadata> for RawRow {
     }
 
     fn deserialize(row: ColumnIterator<'frame, 'metadata>) -> Result<Self, DeserializationError> {
-        let mut cells = Vec::with_capacity(row.size_hint().0);
+        let mut cells = SmallVec::new();
+        let mut frame: Option<&Bytes> = None;
         for column in row {
             let column = column?;
             let typ = column.spec.typ();
-            cells.push(match column.slice {
+            let cell = match column.slice {
                 None => Cell::Null,
-                Some(slice) if kept_as_bytes(typ) => Cell::Bytes(slice.to_bytes()),
+                Some(slice) if kept_as_bytes(typ) => {
+                    let whole = slice.as_original_frame_bytes();
+                    let bytes = slice.as_slice();
+                    let at = (bytes.as_ptr() as usize).wrapping_sub(whole.as_ptr() as usize);
+                    let same_frame = frame.is_none_or(|f| std::ptr::eq(f, whole));
+                    if same_frame
+                        && at + bytes.len() <= whole.len()
+                        && whole.len() <= u32::MAX as usize
+                    {
+                        frame = Some(whole);
+                        Cell::Bytes(at as u32, bytes.len() as u32)
+                    } else {
+                        match CqlValue::deserialize(typ, Some(slice))? {
+                            CqlValue::Empty => Cell::Null,
+                            v => Cell::Value(Box::new(v)),
+                        }
+                    }
+                }
                 Some(slice) => match CqlValue::deserialize(typ, Some(slice))? {
                     CqlValue::Empty => Cell::Null,
-                    v => Cell::Value(v),
+                    v => Cell::Value(Box::new(v)),
                 },
-            });
+            };
+            cells.push(cell);
         }
-        Ok(RawRow(cells))
+        Ok(RawRow {
+            frame: frame.cloned().unwrap_or_default(),
+            cells,
+        })
     }
 }
 
@@ -81,14 +145,15 @@ pub fn bytes_column(
         ($builder:ty, $n:literal, $conv:expr) => {{
             let mut b = <$builder>::with_capacity(rows.len());
             for r in rows {
-                match &r.0[i] {
-                    Cell::Bytes(x) if x.len() == $n => {
+                match r.get(i) {
+                    Read::Bytes(x) if x.len() == $n => {
                         let a: [u8; $n] = x[..].try_into().expect("length checked");
                         b.append_value($conv(a));
                     }
-                    Cell::Bytes(x) if x.is_empty() => b.append_null(),
-                    Cell::Null => b.append_null(),
-                    other => return Some(Err(odd(other, cql))),
+                    Read::Bytes(x) if x.is_empty() => b.append_null(),
+                    Read::Null => b.append_null(),
+                    Read::Value(v) => return Some(Err(odd(v, cql))),
+                    Read::Bytes(x) => return Some(Err(width(x.len(), cql))),
                 }
             }
             Arc::new(b.finish()) as ArrayRef
@@ -98,8 +163,8 @@ pub fn bytes_column(
         CqlType::Text => {
             let mut b = StringBuilder::with_capacity(rows.len(), rows.len() * 16);
             for r in rows {
-                match &r.0[i] {
-                    Cell::Bytes(x) => match std::str::from_utf8(x) {
+                match r.get(i) {
+                    Read::Bytes(x) => match std::str::from_utf8(x) {
                         Ok(s) => b.append_value(s),
                         Err(_) => {
                             return Some(Err(ValueError(
@@ -107,8 +172,8 @@ pub fn bytes_column(
                             )));
                         }
                     },
-                    Cell::Null => b.append_null(),
-                    other => return Some(Err(odd(other, cql))),
+                    Read::Null => b.append_null(),
+                    Read::Value(v) => return Some(Err(odd(v, cql))),
                 }
             }
             Arc::new(b.finish())
@@ -116,10 +181,10 @@ pub fn bytes_column(
         CqlType::Blob => {
             let mut b = BinaryBuilder::with_capacity(rows.len(), rows.len() * 16);
             for r in rows {
-                match &r.0[i] {
-                    Cell::Bytes(x) => b.append_value(x),
-                    Cell::Null => b.append_null(),
-                    other => return Some(Err(odd(other, cql))),
+                match r.get(i) {
+                    Read::Bytes(x) => b.append_value(x),
+                    Read::Null => b.append_null(),
+                    Read::Value(v) => return Some(Err(odd(v, cql))),
                 }
             }
             Arc::new(b.finish())
@@ -138,8 +203,8 @@ pub fn bytes_column(
         CqlType::Timestamp => {
             let mut b = TimestampMicrosecondBuilder::with_capacity(rows.len());
             for r in rows {
-                match &r.0[i] {
-                    Cell::Bytes(x) if x.len() == 8 => {
+                match r.get(i) {
+                    Read::Bytes(x) if x.len() == 8 => {
                         let ms = i64::from_be_bytes(x[..].try_into().expect("length checked"));
                         match ms.checked_mul(1000) {
                             Some(us) => b.append_value(us),
@@ -150,9 +215,10 @@ pub fn bytes_column(
                             }
                         }
                     }
-                    Cell::Bytes(x) if x.is_empty() => b.append_null(),
-                    Cell::Null => b.append_null(),
-                    other => return Some(Err(odd(other, cql))),
+                    Read::Bytes(x) if x.is_empty() => b.append_null(),
+                    Read::Null => b.append_null(),
+                    Read::Value(v) => return Some(Err(odd(v, cql))),
+                    Read::Bytes(x) => return Some(Err(width(x.len(), cql))),
                 }
             }
             Arc::new(b.finish().with_timezone("UTC"))
@@ -160,22 +226,26 @@ pub fn bytes_column(
         CqlType::Uuid | CqlType::Timeuuid | CqlType::Inet => {
             let mut b = StringBuilder::with_capacity(rows.len(), rows.len() * 36);
             for r in rows {
-                match &r.0[i] {
-                    Cell::Bytes(x) if x.len() == 16 && *cql != CqlType::Inet => {
+                match r.get(i) {
+                    Read::Bytes(x) if x.len() == 16 && *cql != CqlType::Inet => {
                         let u = uuid::Uuid::from_bytes(x[..].try_into().expect("length checked"));
-                        b.append_value(u.hyphenated().encode_lower(&mut uuid::Uuid::encode_buffer()));
+                        b.append_value(
+                            u.hyphenated()
+                                .encode_lower(&mut uuid::Uuid::encode_buffer()),
+                        );
                     }
-                    Cell::Bytes(x) if *cql == CqlType::Inet && x.len() == 4 => {
+                    Read::Bytes(x) if *cql == CqlType::Inet && x.len() == 4 => {
                         let a: [u8; 4] = x[..].try_into().expect("length checked");
                         b.append_value(std::net::Ipv4Addr::from(a).to_string());
                     }
-                    Cell::Bytes(x) if *cql == CqlType::Inet && x.len() == 16 => {
+                    Read::Bytes(x) if *cql == CqlType::Inet && x.len() == 16 => {
                         let a: [u8; 16] = x[..].try_into().expect("length checked");
                         b.append_value(std::net::Ipv6Addr::from(a).to_string());
                     }
-                    Cell::Bytes(x) if x.is_empty() => b.append_null(),
-                    Cell::Null => b.append_null(),
-                    other => return Some(Err(odd(other, cql))),
+                    Read::Bytes(x) if x.is_empty() => b.append_null(),
+                    Read::Null => b.append_null(),
+                    Read::Value(v) => return Some(Err(odd(v, cql))),
+                    Read::Bytes(x) => return Some(Err(width(x.len(), cql))),
                 }
             }
             Arc::new(b.finish())
@@ -185,8 +255,14 @@ pub fn bytes_column(
     Some(Ok(array))
 }
 
-fn odd(cell: &Cell, cql: &CqlType) -> ValueError {
+fn width(len: usize, cql: &CqlType) -> ValueError {
     ValueError(format!(
-        "Cassandra sent {cell:?} for a column of type {cql:?}"
+        "Cassandra sent a value of {len} bytes for a column of type {cql:?}"
+    ))
+}
+
+fn odd(value: &CqlValue, cql: &CqlType) -> ValueError {
+    ValueError(format!(
+        "Cassandra sent {value:?} for a column of type {cql:?}"
     ))
 }

@@ -29,7 +29,7 @@ use crate::cluster::{Cluster, TableInfo, classify, quote};
 use crate::pushdown::{Pushdown, show};
 use crate::ring::{Split, TokenRange, estimated_bytes, splits};
 use crate::routing::ReplicasFirst;
-use crate::rows::{Cell, RawRow, bytes_column};
+use crate::rows::{RawRow, Read, bytes_column};
 use crate::values::to_array;
 
 /// Rows per Arrow batch.
@@ -496,8 +496,8 @@ impl RangeReader {
                     None => {
                         let values: Vec<Option<&CqlValue>> = rows
                             .iter()
-                            .map(|r| match &r.0[i] {
-                                Cell::Value(v) => Some(v),
+                            .map(|r| match r.get(i) {
+                                Read::Value(v) => Some(v),
                                 _ => None,
                             })
                             .collect();
