@@ -225,6 +225,7 @@ impl Engine {
         }
         let state = builder.build();
         let ctx = SessionContext::new_with_state(state);
+        crate::trino_functions::register(&ctx);
         if std::env::var_os("TSQL_TEST_PANIC_FUNCTION").is_some() {
             // Test-only (off unless the variable is set): a function that
             // panics when it runs, to check how the server survives a panic

@@ -11,6 +11,7 @@ pub mod memory;
 pub mod metrics;
 pub mod output;
 pub mod queries;
+pub mod trino_functions;
 
 pub use engine::{Caller, DataSource, Engine, EngineOptions, Source};
 pub use executor::QueryExecutor;

@@ -521,6 +521,10 @@ async fn run(cli: Cli) -> datafusion::error::Result<()> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Two TLS back ends are linked in (ring for Flight SQL and the Cyoda
+    // client, aws-lc through the Cassandra driver): name the one TLS
+    // servers and clients use, or building a TLS config panics.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

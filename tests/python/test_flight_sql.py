@@ -37,6 +37,19 @@ def test_demo_query_results(demo_server):
         assert rows(conn, "SELECT count(*) FROM orders WHERE orderid = 'O-00042'") == [(0,)]
 
 
+def test_trino_functions_answer_over_flight_sql(demo_server):
+    """The Trino spellings (src/trino_functions) are engine functions: they
+    answer over Flight SQL too, on the demo orders, equal to DataFusion's own
+    way of computing the same thing."""
+    with connect(demo_server) as conn:
+        got = rows(conn, "SELECT count_if(channel = 'web'), max_by(orderid, placed), "
+                         "sum(year(placed)), json_extract_scalar('{\"a\":[1,2]}', '$.a[1]') FROM orders")
+        want = rows(conn, "SELECT count(*) FILTER (WHERE channel = 'web'), "
+                          "(SELECT orderid FROM orders WHERE placed IS NOT NULL ORDER BY placed DESC LIMIT 1), "
+                          "sum(CAST(date_part('year', placed) AS BIGINT)), '2' FROM orders")
+    assert got == want and got[0][0] > 0
+
+
 def test_every_sql_type_reaches_the_client(typed_server):
     with connect(typed_server, "analyst", "s3cret") as conn, conn.cursor() as cur:
         cur.execute("SELECT b, i8, i16, i32, i64, f32, f64, dec, bigint, s, d, t, ts, tz, bin, tags_array, creation_date "
