@@ -61,6 +61,11 @@ pub struct FileConfig {
     /// Where `/metrics`, `/healthz` and `/readyz` are served
     /// (default 127.0.0.1:9464; "" for nowhere).
     pub metrics_listen: Option<String>,
+    /// Where Trino clients connect over HTTP (default 127.0.0.1:8080; "" for nowhere).
+    pub trino_listen: Option<String>,
+    /// Trino clients may connect without a password, named by X-Trino-User
+    /// (default false; true on the demo data).
+    pub trino_allow_insecure: Option<bool>,
     /// Queries running at once (default: 4 per core).
     pub max_running_queries: Option<usize>,
     /// Queries waiting at once; more are refused with RESOURCE_EXHAUSTED (default 256).

@@ -11,6 +11,8 @@ pub mod memory;
 pub mod metrics;
 pub mod output;
 pub mod queries;
+pub mod serving;
+pub mod trino;
 pub mod trino_functions;
 
 pub use engine::{Caller, DataSource, Engine, EngineOptions, Source};

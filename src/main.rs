@@ -141,6 +141,11 @@ struct ServeArgs {
     /// Address to listen on [default: 127.0.0.1:32010].
     #[arg(long, env = "TSQL_LISTEN")]
     listen: Option<String>,
+    /// Where Trino clients connect over HTTP [default: 127.0.0.1:8080;
+    /// "" for nowhere]. Without TLS, Trino clients send no password: only
+    /// the demo data or `trino_allow_insecure = true` lets them in.
+    #[arg(long, env = "TSQL_TRINO_LISTEN")]
+    trino_listen: Option<String>,
     /// TOML config file: listen, data, demo, on_bad_record, tls_cert, tls_key,
     /// [[users]], [[source]] entries (a Cyoda service, more folders), limits
     /// (memory_limit, query_memory_limit, spill_dir, max_running_queries,
@@ -374,19 +379,69 @@ async fn serve(args: ServeArgs) -> datafusion::error::Result<()> {
     note.push_str(&format!("; catalogs: {}", catalogs.join(", ")));
     let auth = std::sync::Arc::new(tsql::flight::Authenticator::new(users, upstream));
     let scheme = if tls.is_some() { "grpc+tls" } else { "grpc" };
-    let options = tsql::flight::ServeOptions {
-        listen,
-        tls,
-        admission: file.admission().map_err(plan_error)?,
-    };
+    let options = tsql::flight::ServeOptions { listen, tls };
+    let serving = tsql::serving::Serving::new(engine, auth, file.admission().map_err(plan_error)?)
+        .map_err(plan_error)?;
     let listening = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    serve_metrics(&file, &engine, listening.clone()).await?;
-    tsql::flight::serve(engine, auth, options, move |addr| {
+    serve_metrics(&file, &serving.engine, listening.clone()).await?;
+    let allow_insecure = file.trino_allow_insecure.unwrap_or(demo);
+    serve_trino(
+        args.trino_listen.or(file.trino_listen.clone()),
+        &serving,
+        allow_insecure,
+    )
+    .await?;
+    tsql::flight::serve(&serving, options, move |addr| {
         listening.store(true, std::sync::atomic::Ordering::Release);
         eprintln!("tsql: serving Arrow Flight SQL on {scheme}://{addr}{note}");
     })
     .await
     .map_err(plan_error)
+}
+
+/// Starts the Trino protocol front end where `trino_listen` says
+/// (127.0.0.1:8080 by default; when that default port is taken, the server
+/// runs without it and says so).
+async fn serve_trino(
+    configured: Option<String>,
+    serving: &tsql::serving::Serving,
+    allow_insecure: bool,
+) -> datafusion::error::Result<()> {
+    let text = configured
+        .clone()
+        .unwrap_or_else(|| "127.0.0.1:8080".into());
+    if text.is_empty() {
+        return Ok(());
+    }
+    let listen = tokio::net::lookup_host(&text)
+        .await
+        .ok()
+        .and_then(|mut a| a.next())
+        .ok_or_else(|| {
+            plan_error(format!(
+                "cannot listen for Trino clients on '{text}': give host:port, or \"\" for none"
+            ))
+        })?;
+    let options = tsql::trino::TrinoOptions {
+        listen,
+        allow_insecure,
+    };
+    match tsql::trino::serve_trino(serving.clone(), options).await {
+        Ok(local) => {
+            let how = if allow_insecure {
+                "X-Trino-User without a password is trusted"
+            } else {
+                "users log in with a password"
+            };
+            eprintln!("tsql: serving the Trino protocol on http://{local} ({how})");
+            Ok(())
+        }
+        Err(e) if configured.is_none() => {
+            eprintln!("tsql: {e}; serving without the Trino protocol");
+            Ok(())
+        }
+        Err(e) => Err(plan_error(e)),
+    }
 }
 
 /// Starts `/metrics`, `/healthz` and `/readyz` where `metrics_listen` says

@@ -179,9 +179,9 @@ impl Authenticator {
 
     /// The caller behind `user`/`password`: a configured user (or one of its
     /// tokens), else a Cyoda identity when passthrough is on.
-    async fn basic_caller(&self, user: &str, password: &str) -> Result<Caller, Status> {
+    pub async fn basic_caller(&self, user: &str, password: &str) -> Result<Caller, Status> {
         if self.local(user, password) {
-            return Ok(self.local_caller(user));
+            return Ok(self.caller_named(user));
         }
         let Some(service) = &self.upstream else {
             return Err(Self::refused(user));
@@ -223,8 +223,9 @@ impl Authenticator {
         self.login(&user, &password).await
     }
 
-    /// A configured user as a caller; role `admin` sees everyone's queries.
-    fn local_caller(&self, user: &str) -> Caller {
+    /// A configured user (or, where no password is asked, anyone named) as
+    /// a caller; role `admin` sees everyone's queries.
+    pub fn caller_named(&self, user: &str) -> Caller {
         let sees_all = self
             .users
             .iter()
@@ -237,7 +238,7 @@ impl Authenticator {
 
     async fn bearer(&self, token: &str) -> Result<Caller, Status> {
         if let Some(user) = self.token_user(token) {
-            return Ok(self.local_caller(&user));
+            return Ok(self.caller_named(&user));
         }
         match &self.upstream {
             Some(service) if token.matches('.').count() == 2 => {

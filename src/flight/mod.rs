@@ -2,7 +2,7 @@
 //! ADBC, pyarrow and BI tools talk to.
 
 mod auth;
-mod errors;
+pub mod errors;
 mod front_end;
 mod metadata;
 mod query_log;

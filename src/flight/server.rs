@@ -2,15 +2,12 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use arrow_flight::flight_service_server::FlightServiceServer;
 use tonic::transport::{Identity, Server, ServerTlsConfig};
 
-use super::auth::Authenticator;
 use super::front_end::TsqlFlightService;
 use super::service::TsqlFlightSql;
-use crate::Engine;
 
 /// How to serve.
 #[derive(Debug, Clone)]
@@ -19,27 +16,17 @@ pub struct ServeOptions {
     pub listen: SocketAddr,
     /// PEM certificate chain and private key, for TLS.
     pub tls: Option<(PathBuf, PathBuf)>,
-    /// How many queries run and wait, and for how long.
-    pub admission: crate::admission::AdmissionSettings,
 }
 
-/// Serves `engine` until SIGTERM or Ctrl-C, then stops accepting calls and
-/// lets running streams finish. `ready` is called once the port is bound.
+/// Serves Flight SQL over `serving` until SIGTERM or Ctrl-C, then stops
+/// accepting calls and lets running streams finish. `ready` is called once
+/// the port is bound.
 pub async fn serve(
-    engine: Engine,
-    auth: Arc<Authenticator>,
+    serving: &crate::serving::Serving,
     options: ServeOptions,
     ready: impl FnOnce(SocketAddr),
 ) -> Result<(), String> {
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let executor = crate::QueryExecutor::new(threads)
-        .map_err(|e| format!("cannot start the query threads: {e}"))?;
-    let service = TsqlFlightService::new(TsqlFlightSql::new(
-        engine,
-        executor,
-        auth,
-        options.admission.clone(),
-    ));
+    let service = TsqlFlightService::new(TsqlFlightSql::new(serving));
     let mut builder = Server::builder();
     if let Some((cert, key)) = &options.tls {
         let cert_pem = std::fs::read(cert)

@@ -97,21 +97,15 @@ pub struct TsqlFlightSql {
 const READ_ONLY: &str = "tsql is read-only: it answers queries (SELECT, SHOW, DESCRIBE, EXPLAIN) and takes no updates, ingestion or DDL";
 
 impl TsqlFlightSql {
-    /// A service answering from `engine`, running query work on `executor`,
-    /// accepting callers `auth` knows.
-    pub fn new(
-        engine: Engine,
-        executor: QueryExecutor,
-        auth: Arc<Authenticator>,
-        admission: crate::admission::AdmissionSettings,
-    ) -> Self {
-        let queries = Arc::new(crate::queries::QueryLog::default());
+    /// A service over the shared parts of the server (engine, query
+    /// threads, admission, query view, users).
+    pub fn new(serving: &crate::serving::Serving) -> Self {
         TsqlFlightSql {
-            admission: Arc::new(crate::admission::Admission::new(admission)),
-            engine: engine.with_query_log(queries.clone()),
-            queries,
-            executor,
-            auth,
+            admission: serving.admission.clone(),
+            engine: serving.engine.clone(),
+            queries: serving.queries.clone(),
+            executor: serving.executor.clone(),
+            auth: serving.auth.clone(),
             sessions: Sessions::default(),
             running: Arc::new(RunningQueries::default()),
             prepared: Mutex::new(HashMap::new()),

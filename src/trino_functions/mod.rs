@@ -7,7 +7,7 @@
 
 mod aggregates;
 mod json;
-mod misc;
+pub(crate) mod misc;
 mod temporal;
 
 use std::sync::Arc;

@@ -1,0 +1,10 @@
+//! The Trino client protocol front end: existing Trino clients (JDBC, CLI,
+//! the Python `trino` package) query tsql over HTTP, on the same engine,
+//! users, admission and query view as Flight SQL.
+
+mod errors;
+mod query;
+mod server;
+mod types;
+
+pub use server::{TrinoOptions, serve_trino};

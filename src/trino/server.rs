@@ -1,0 +1,257 @@
+//! The Trino client protocol over HTTP: `POST /v1/statement`, its
+//! `nextUri` pages (`GET`) and cancellation (`DELETE`), `GET /v1/info`.
+//! Callers log in with HTTP Basic (checked like Flight SQL logins); without
+//! a password only when `trino_allow_insecure` is set (or on the demo
+//! data), trusting `X-Trino-User`.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use base64::Engine as _;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper::{Method, Request, Response, StatusCode};
+use serde_json::{Value, json};
+
+use super::query::{PageError, TrinoQuery};
+use crate::Caller;
+use crate::serving::Serving;
+
+/// How the Trino front end serves.
+#[derive(Debug, Clone)]
+pub struct TrinoOptions {
+    /// Where it listens.
+    pub listen: SocketAddr,
+    /// Accept callers named only by `X-Trino-User`, without a password.
+    pub allow_insecure: bool,
+}
+
+/// A query nobody asked about for this long is cancelled and forgotten.
+const ABANDONED_AFTER: Duration = Duration::from_secs(300);
+/// An ended query is forgotten this long after its last page was asked for.
+const ENDED_KEPT: Duration = Duration::from_secs(60);
+
+struct FrontEnd {
+    serving: Serving,
+    options: TrinoOptions,
+    queries: Mutex<HashMap<String, Arc<TrinoQuery>>>,
+    sequence: AtomicU64,
+}
+
+type Reply = Response<Full<Bytes>>;
+
+fn reply(status: StatusCode, body: &Value) -> Reply {
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body.to_string())))
+        .expect("a valid response")
+}
+
+fn text(status: StatusCode, message: &str) -> Reply {
+    Response::builder()
+        .status(status)
+        .header("content-type", "text/plain")
+        .body(Full::new(Bytes::from(format!("{message}\n"))))
+        .expect("a valid response")
+}
+
+/// Starts the Trino front end on `options.listen`; returns the address bound.
+pub async fn serve_trino(serving: Serving, options: TrinoOptions) -> Result<SocketAddr, String> {
+    let listener = tokio::net::TcpListener::bind(options.listen)
+        .await
+        .map_err(|e| {
+            format!(
+                "cannot listen for Trino clients on {}: {e} (set trino_listen, or \"\" for none)",
+                options.listen
+            )
+        })?;
+    let local = listener.local_addr().map_err(|e| e.to_string())?;
+    let front = Arc::new(FrontEnd {
+        serving,
+        options,
+        queries: Mutex::new(HashMap::new()),
+        sequence: AtomicU64::new(0),
+    });
+    let reaper = front.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            reaper.forget_idle();
+        }
+    });
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let _ = stream.set_nodelay(true);
+            let front = front.clone();
+            tokio::spawn(async move {
+                let service =
+                    hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                        let front = front.clone();
+                        async move { Ok::<_, std::convert::Infallible>(front.answer(req).await) }
+                    });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    Ok(local)
+}
+
+fn header<'a>(req: &'a Request<hyper::body::Incoming>, name: &str) -> Option<&'a str> {
+    req.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+impl FrontEnd {
+    fn forget_idle(&self) {
+        let mut queries = self.queries.lock().expect("not poisoned");
+        queries.retain(|_, q| {
+            let idle = q.idle();
+            let keep = if q.ended() {
+                idle < ENDED_KEPT
+            } else {
+                idle < ABANDONED_AFTER
+            };
+            if !keep {
+                q.cancel();
+            }
+            keep
+        });
+    }
+
+    async fn caller(&self, req: &Request<hyper::body::Incoming>) -> Result<Caller, Reply> {
+        let user = header(req, "x-trino-user").unwrap_or("").to_string();
+        match header(req, "authorization") {
+            Some(auth) if auth.starts_with("Basic ") => {
+                let decoded = base64::engine::general_purpose::STANDARD
+                    .decode(auth[6..].trim())
+                    .ok()
+                    .and_then(|b| String::from_utf8(b).ok());
+                let Some((name, password)) = decoded.as_deref().and_then(|t| t.split_once(':'))
+                else {
+                    return Err(unauthorized(
+                        "the Basic credentials are not user:password in base64",
+                    ));
+                };
+                self.serving
+                    .auth
+                    .basic_caller(name, password)
+                    .await
+                    .map_err(|s| unauthorized(s.message()))
+            }
+            Some(_) => Err(unauthorized(
+                "unsupported authorization scheme: use Basic (user and password)",
+            )),
+            None if self.options.allow_insecure && !user.is_empty() => {
+                Ok(self.serving.auth.caller_named(&user))
+            }
+            None => Err(unauthorized(
+                "no credentials: connect over HTTPS with a user and password, or set trino_allow_insecure = true to trust X-Trino-User",
+            )),
+        }
+    }
+
+    fn base(&self, req: &Request<hyper::body::Incoming>) -> String {
+        let host = header(req, "host")
+            .map(str::to_string)
+            .unwrap_or_else(|| self.options.listen.to_string());
+        format!("http://{host}")
+    }
+
+    async fn answer(&self, req: Request<hyper::body::Incoming>) -> Reply {
+        let path = req.uri().path().to_string();
+        let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+        match (req.method().clone(), parts.as_slice()) {
+            (Method::GET, ["v1", "info"]) => reply(
+                StatusCode::OK,
+                &json!({
+                    "nodeVersion": {"version": format!("476-tsql-{}", env!("CARGO_PKG_VERSION"))},
+                    "environment": "tsql",
+                    "coordinator": true,
+                    "starting": false,
+                    "uptime": "0.00s",
+                }),
+            ),
+            (Method::POST, ["v1", "statement"]) => self.submit(req).await,
+            (method, ["v1", "statement", "executing" | "queued", id, slug, token]) => {
+                let query = self.queries.lock().expect("not poisoned").get(*id).cloned();
+                let Some(query) = query.filter(|q| q.slug == *slug) else {
+                    return text(
+                        StatusCode::NOT_FOUND,
+                        &format!("query {id} is not known (it ended or was abandoned)"),
+                    );
+                };
+                if method == Method::DELETE {
+                    query.cancel();
+                    return Response::builder()
+                        .status(StatusCode::NO_CONTENT)
+                        .body(Full::new(Bytes::new()))
+                        .expect("a valid response");
+                }
+                let Ok(token) = token.parse::<u64>() else {
+                    return text(StatusCode::NOT_FOUND, "the page token is not a number");
+                };
+                let base = self.base(&req);
+                match query.page(&self.serving, &base, token).await {
+                    Ok(page) => reply(StatusCode::OK, &page),
+                    Err(PageError::Gone) => text(
+                        StatusCode::GONE,
+                        &format!("page {token} of query {id} is gone: pages are read in order"),
+                    ),
+                }
+            }
+            _ => text(StatusCode::NOT_FOUND, &format!("no such resource: {path}")),
+        }
+    }
+
+    async fn submit(&self, req: Request<hyper::body::Incoming>) -> Reply {
+        let caller = match self.caller(&req).await {
+            Ok(c) => c,
+            Err(r) => return r,
+        };
+        let (default_catalog, default_schema) = self.serving.engine.defaults();
+        let catalog = header(&req, "x-trino-catalog").map_or(default_catalog, str::to_string);
+        let schema = header(&req, "x-trino-schema").map_or(default_schema, str::to_string);
+        let base = self.base(&req);
+        let body = match req.into_body().collect().await {
+            Ok(b) => b.to_bytes(),
+            Err(e) => {
+                return text(
+                    StatusCode::BAD_REQUEST,
+                    &format!("cannot read the statement: {e}"),
+                );
+            }
+        };
+        let Ok(sql) = String::from_utf8(body.to_vec()) else {
+            return text(StatusCode::BAD_REQUEST, "the statement is not UTF-8 text");
+        };
+        if sql.trim().is_empty() {
+            return text(StatusCode::BAD_REQUEST, "SQL statement is empty");
+        }
+        let n = self.sequence.fetch_add(1, Ordering::Relaxed) % 100_000;
+        let id = format!(
+            "{}_{n:05}_tsql0",
+            chrono::Utc::now().format("%Y%m%d_%H%M%S")
+        );
+        let query = Arc::new(TrinoQuery::new(id.clone(), caller, catalog, schema, sql));
+        let page = query.queued_page(&base);
+        self.queries.lock().expect("not poisoned").insert(id, query);
+        reply(StatusCode::OK, &page)
+    }
+}
+
+fn unauthorized(message: &str) -> Reply {
+    Response::builder()
+        .status(StatusCode::UNAUTHORIZED)
+        .header("www-authenticate", "Basic realm=\"tsql\"")
+        .header("content-type", "text/plain")
+        .body(Full::new(Bytes::from(format!("{message}\n"))))
+        .expect("a valid response")
+}

@@ -1,0 +1,198 @@
+"""The Trino client protocol against a real `tsql serve`, with the Python
+`trino` package (DB-API) and plain HTTP for what the client hides: the same
+answers as Flight SQL, Trino's types and values, pages that can be asked for
+again, errors with Trino's names, cancellation, logins."""
+
+import base64
+import json
+import socket
+import urllib.error
+import urllib.request
+
+import adbc_driver_flightsql.dbapi as flightsql
+import pytest
+import trino
+
+from conftest import Server
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class TrinoServer:
+    def __init__(self, args):
+        self.port = free_port()
+        self.server = Server([*args, "--trino-listen", f"127.0.0.1:{self.port}"])
+        self.base = f"http://127.0.0.1:{self.port}"
+
+    def stop(self):
+        self.server.stop()
+
+
+@pytest.fixture(scope="module")
+def demo():
+    s = TrinoServer(["--demo"])
+    yield s
+    s.stop()
+
+
+def trino_rows(server, sql, catalog="cyoda", schema="entities", user="admin"):
+    conn = trino.dbapi.connect(host="127.0.0.1", port=server.port, user=user, catalog=catalog, schema=schema,
+                               http_scheme="http")
+    cur = conn.cursor()
+    cur.execute(sql)
+    return cur.fetchall(), cur.description
+
+
+def flight_rows(server, sql):
+    with flightsql.connect(server.server.uri, db_kwargs={"username": "admin", "password": "admin"},
+                           autocommit=True) as conn, conn.cursor() as cur:
+        cur.execute(sql)
+        return [list(r) for r in cur.fetchall()]
+
+
+def http(server, method, path_or_url, body=None, headers=None):
+    url = path_or_url if path_or_url.startswith("http") else server.base + path_or_url
+    req = urllib.request.Request(url, data=body.encode() if body else None, method=method,
+                                 headers={"X-Trino-User": "admin", **(headers or {})})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            text = r.read()
+            return r.status, dict(r.headers), (json.loads(text) if text else None)
+    except urllib.error.HTTPError as e:
+        return e.code, dict(e.headers), e.read().decode()
+
+
+def pages(server, sql, headers=None):
+    status, _, page = http(server, "POST", "/v1/statement", sql, headers)
+    assert status == 200, page
+    out = [page]
+    while "nextUri" in page:
+        status, _, page = http(server, "GET", page["nextUri"])
+        assert status == 200, page
+        out.append(page)
+    return out
+
+
+QUERIES = [
+    "SELECT channel, count(*), min(placed), max(placed) FROM orders GROUP BY channel ORDER BY channel",
+    "SELECT o.orderid, l.sku, l.qty FROM orders o JOIN orders_lines l ON o.entity_id = l.entity_id "
+    "ORDER BY o.orderid, l.sku LIMIT 50",
+    "SELECT state, customer_tier, count(*) FROM orders GROUP BY state, customer_tier ORDER BY 1, 2",
+    "SELECT count_if(channel = 'web'), year(min(placed)) FROM orders",
+]
+
+
+@pytest.mark.parametrize("sql", QUERIES)
+def test_the_same_answers_as_flight_sql(demo, sql):
+    got, _ = trino_rows(demo, sql)
+    want = flight_rows(demo, sql)
+    assert len(got) == len(want) > 0
+    for g, w in zip(got, want):
+        assert g == w
+
+
+def test_types_and_values_as_trino_sends_them(demo):
+    sql = ("SELECT CAST(1 AS BIGINT) AS b, CAST(2 AS INTEGER) AS i, 1.5e0 AS d, CAST('NaN' AS DOUBLE) AS nan, "
+           "CAST(1.25 AS DECIMAL(10,3)) AS dec, 'x' AS s, true AS t, DATE '2024-01-02' AS dt, "
+           "from_iso8601_timestamp('2024-01-02T03:04:05.123456Z') AS ts, make_array(1, 2) AS arr, "
+           "CAST(NULL AS VARCHAR) AS n")
+    all_pages = pages(demo, sql)
+    columns = next(p["columns"] for p in all_pages if "columns" in p)
+    types = {c["name"]: c["type"] for c in columns}
+    assert types == {"b": "bigint", "i": "integer", "d": "double", "nan": "double", "dec": "decimal(10,3)",
+                     "s": "varchar", "t": "boolean", "dt": "date", "ts": "timestamp(6) with time zone",
+                     "arr": "array(bigint)", "n": "varchar"}
+    sig = {c["name"]: c["typeSignature"] for c in columns}
+    assert sig["dec"] == {"rawType": "decimal", "arguments": [{"kind": "LONG", "value": 10}, {"kind": "LONG", "value": 3}]}
+    assert sig["arr"]["arguments"][0]["value"]["rawType"] == "bigint"
+    data = [row for p in all_pages for row in p.get("data", [])]
+    assert data == [[1, 2, 1.5, "NaN", "1.250", "x", True, "2024-01-02", "2024-01-02 03:04:05.123456 UTC", [1, 2], None]]
+    assert all_pages[-1]["stats"]["state"] == "FINISHED"
+
+
+def test_pages_are_about_a_megabyte_and_can_be_asked_for_again(demo):
+    status, _, first = http(demo, "POST", "/v1/statement", "SELECT * FROM orders_lines ORDER BY entity_id, index_0")
+    assert first["stats"]["state"] == "QUEUED" and first["id"].count("_") == 3
+    page, rows, sizes = first, 0, []
+    while "nextUri" in page:
+        status, _, again = http(demo, "GET", page["nextUri"])
+        status2, _, same = http(demo, "GET", page["nextUri"])  # the same token: the same page
+        assert status == status2 == 200 and again == same
+        page = again
+        rows += len(page.get("data", []))
+        sizes.append(len(json.dumps(page.get("data", []))))
+    (want,), _ = trino_rows(demo, "SELECT count(*) FROM orders_lines")
+    assert rows == want[0]
+    assert max(sizes) < 1.2 * (1 << 20)
+    assert len([s for s in sizes if s > 0]) >= 2, sizes  # more than one data page
+
+
+def test_errors_carry_trino_names(demo):
+    for sql, name in [("SELECT * FROM nosuch", "TABLE_NOT_FOUND"), ("SELEC 1", "SYNTAX_ERROR"),
+                      ("SELECT nosuchfn(1)", "FUNCTION_NOT_FOUND"), ("SELECT nosuchcol FROM orders", "COLUMN_NOT_FOUND")]:
+        with pytest.raises(trino.exceptions.TrinoUserError) as err:
+            trino_rows(demo, sql)
+        assert err.value.error_name == name, (sql, err.value)
+    last = pages(demo, "SELEC 1")[-1]
+    assert last["error"]["errorLocation"] == {"lineNumber": 1, "columnNumber": 1}
+    assert last["error"]["errorType"] == "USER_ERROR" and "nextUri" not in last
+    assert demo.server.alive()
+
+
+SLOW = "SELECT count(*) FROM orders_lines a CROSS JOIN orders_lines b CROSS JOIN orders_lines c"
+
+
+def test_cancel_stops_a_running_query(demo):
+    import threading
+    import time
+
+    status, _, first = http(demo, "POST", "/v1/statement", SLOW)
+    got = {}
+    waiting = threading.Thread(target=lambda: got.update(page=http(demo, "GET", first["nextUri"])))
+    waiting.start()
+    time.sleep(1.0)  # the page request is now running the query
+    (running,), _ = trino_rows(demo, f"SELECT state FROM system.runtime.queries WHERE query_id = '{first['id']}'")
+    assert running == ["running"], running
+    started = time.time()
+    status, _, _ = http(demo, "DELETE", first["nextUri"])
+    assert status == 204
+    waiting.join(10)
+    assert not waiting.is_alive() and time.time() - started < 5
+    status, _, page = got["page"]
+    assert status == 200 and page["error"]["errorName"] == "USER_CANCELED", page
+    (state,), _ = trino_rows(demo, f"SELECT state FROM system.runtime.queries WHERE query_id = '{first['id']}'")
+    assert state == ["cancelled"]
+    # Cancelled before it ran: the first page says so.
+    status, _, queued = http(demo, "POST", "/v1/statement", SLOW)
+    assert http(demo, "DELETE", queued["nextUri"])[0] == 204
+    assert http(demo, "GET", queued["nextUri"])[2]["error"]["errorName"] == "USER_CANCELED"
+    assert demo.server.wait_idle(15)
+
+
+def test_info_and_unknown_queries(demo):
+    status, _, info = http(demo, "GET", "/v1/info")
+    assert status == 200 and info["nodeVersion"]["version"][0].isdigit() and info["starting"] is False
+    status, _, body = http(demo, "GET", "/v1/statement/executing/nosuch/x/1")
+    assert status == 404 and "not known" in body
+
+
+def test_logins(tmp_path):
+    import bcrypt
+
+    config = tmp_path / "tsql.toml"
+    config.write_text(f'demo = true\ntrino_allow_insecure = false\n[[users]]\nname = "ana"\npassword_hash = "{bcrypt.hashpw(b"pw", bcrypt.gensalt(rounds=4)).decode()}"\n')
+    s = TrinoServer(["--config", str(config)])
+    try:
+        status, headers, body = http(s, "POST", "/v1/statement", "SELECT 1", {"X-Trino-User": "ana"})
+        assert status == 401 and "Basic" in headers.get("WWW-Authenticate", headers.get("www-authenticate", ""))
+        good = {"Authorization": "Basic " + base64.b64encode(b"ana:pw").decode(), "X-Trino-User": "ana"}
+        bad = {"Authorization": "Basic " + base64.b64encode(b"ana:nope").decode(), "X-Trino-User": "ana"}
+        assert http(s, "POST", "/v1/statement", "SELECT 1", bad)[0] == 401
+        data = [r for p in pages(s, "SELECT 41 + 1", good) for r in p.get("data", [])]
+        assert data == [[42]]
+    finally:
+        s.stop()
