@@ -27,6 +27,8 @@ pub mod codes {
     use super::{Kind, kind};
     /// The SQL does not parse.
     pub const SYNTAX_ERROR: Kind = kind("SYNTAX_ERROR", 1, "USER_ERROR");
+    /// Something named does not exist (a prepared statement).
+    pub const NOT_FOUND: Kind = kind("NOT_FOUND", 5, "USER_ERROR");
     /// Cancelled by the client.
     pub const USER_CANCELED: Kind = kind("USER_CANCELED", 3, "USER_ERROR");
     /// A function that does not exist.

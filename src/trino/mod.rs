@@ -5,6 +5,7 @@
 mod errors;
 mod query;
 mod server;
+mod statements;
 mod types;
 
 pub use server::{TrinoOptions, serve_trino};

@@ -16,7 +16,9 @@ use hyper::body::Bytes;
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{Value, json};
 
+use super::errors::{codes, error_json};
 use super::query::{PageError, TrinoQuery};
+use super::statements::{Statement, interpret, prepared_header};
 use crate::Caller;
 use crate::serving::Serving;
 
@@ -220,6 +222,9 @@ impl FrontEnd {
         let catalog = header(&req, "x-trino-catalog").map_or(default_catalog, str::to_string);
         let schema = header(&req, "x-trino-schema").map_or(default_schema, str::to_string);
         let base = self.base(&req);
+        let prepared = header(&req, "x-trino-prepared-statement")
+            .map(prepared_header)
+            .unwrap_or_default();
         let body = match req.into_body().collect().await {
             Ok(b) => b.to_bytes(),
             Err(e) => {
@@ -240,6 +245,46 @@ impl FrontEnd {
             "{}_{n:05}_tsql0",
             chrono::Utc::now().format("%Y%m%d_%H%M%S")
         );
+        let sql = match interpret(&sql, &prepared) {
+            Ok(Statement::Query(sql)) => sql,
+            Ok(Statement::Session {
+                update_type,
+                headers,
+            }) => {
+                let mut r = reply(
+                    StatusCode::OK,
+                    &json!({
+                        "id": id, "infoUri": format!("{base}/ui/query.html?{id}"),
+                        "columns": [], "updateType": update_type,
+                        "stats": {"state": "FINISHED", "queued": false, "scheduled": true, "nodes": 1,
+                                  "processedRows": 0, "elapsedTimeMillis": 0},
+                        "warnings": [],
+                    }),
+                );
+                for (name, value) in headers {
+                    if let Ok(v) = hyper::header::HeaderValue::from_str(&value) {
+                        r.headers_mut().append(name, v);
+                    }
+                }
+                return r;
+            }
+            Err(message) => {
+                let kind = if message.contains("not found") {
+                    codes::NOT_FOUND
+                } else {
+                    codes::GENERIC_USER_ERROR
+                };
+                return reply(
+                    StatusCode::OK,
+                    &json!({
+                        "id": id, "infoUri": format!("{base}/ui/query.html?{id}"),
+                        "stats": {"state": "FAILED", "queued": false, "scheduled": false, "nodes": 1},
+                        "error": error_json(kind, &message),
+                        "warnings": [],
+                    }),
+                );
+            }
+        };
         let query = Arc::new(TrinoQuery::new(id.clone(), caller, catalog, schema, sql));
         let page = query.queued_page(&base);
         self.queries.lock().expect("not poisoned").insert(id, query);

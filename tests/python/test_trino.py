@@ -196,3 +196,41 @@ def test_logins(tmp_path):
         assert data == [[42]]
     finally:
         s.stop()
+
+
+def test_session_statements_change_the_clients_session(demo):
+    conn = trino.dbapi.connect(host="127.0.0.1", port=demo.port, user="admin", catalog="system", schema="runtime",
+                               http_scheme="http")
+    cur = conn.cursor()
+    cur.execute("USE cyoda.entities")
+    cur.fetchall()
+    assert cur.update_type == "USE"
+    cur.execute("SELECT count(*) FROM orders")  # resolved in the catalog and schema USE set
+    assert cur.fetchall()[0][0] > 0
+    cur.execute("SET SESSION query_max_run_time = '1h'")
+    cur.fetchall()
+    assert conn._client_session.properties.get("query_max_run_time") == "1h"
+    cur.execute("RESET SESSION query_max_run_time")
+    cur.fetchall()
+    assert "query_max_run_time" not in conn._client_session.properties
+    for sql in ["START TRANSACTION", "COMMIT", "ROLLBACK"]:
+        status, headers, page = http(demo, "POST", "/v1/statement", sql)
+        assert status == 200 and page["stats"]["state"] == "FINISHED" and page["columns"] == [], page
+
+
+def test_parameters_prepared_and_immediate(demo):
+    want = flight_rows(demo, "SELECT count(*) FROM orders WHERE channel = 'web' AND placed > TIMESTAMP '2024-01-01 00:00:00+00:00'")
+    for legacy in (False, True):
+        conn = trino.dbapi.connect(host="127.0.0.1", port=demo.port, user="admin", catalog="cyoda", schema="entities",
+                                   http_scheme="http", legacy_prepared_statements=legacy)
+        cur = conn.cursor()
+        import datetime
+
+        cur.execute("SELECT count(*) FROM orders WHERE channel = ? AND placed > ?",
+                    ("web", datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc)))
+        assert cur.fetchall() == want, legacy
+        cur.execute("SELECT ?, ?, ?", (1, "it's", None))
+        assert cur.fetchall() == [[1, "it's", None]]
+    # EXECUTE of a statement the client never prepared.
+    status, _, page = http(demo, "POST", "/v1/statement", "EXECUTE nope USING 1")
+    assert page["error"]["errorName"] == "NOT_FOUND" and "nope" in page["error"]["message"]
