@@ -160,6 +160,9 @@ impl SchemaProvider for UnavailableSchema {
     }
 }
 
+/// The default schema of a user who may see no keyspace of the default catalog.
+const NO_KEYSPACE: &str = "no_keyspace";
+
 /// A query engine over its sources.
 #[derive(Clone)]
 pub struct Engine {
@@ -290,7 +293,7 @@ impl Engine {
                         .keyspaces
                         .iter()
                         .chain(options.entity_tables.iter().map(|e| &e.schema));
-                    for name in names {
+                    for name in names.chain(std::iter::once(&NO_KEYSPACE.to_string())) {
                         catalog
                             .register_schema(name, Arc::new(MemorySchemaProvider::new()))
                             .expect("a memory catalog accepts schemas");
@@ -460,7 +463,13 @@ impl Engine {
                         None => source.keyspaces().to_vec(),
                         Some(t) => t.get(&caller.name).cloned().unwrap_or_default(),
                     };
-                    source.catalog(&keyspaces, &self.scan).await
+                    let catalog = source.catalog(&keyspaces, &self.scan).await;
+                    if keyspaces.is_empty() {
+                        // The default schema of a user without keyspaces.
+                        let _ = catalog
+                            .register_schema(NO_KEYSPACE, Arc::new(MemorySchemaProvider::new()));
+                    }
+                    catalog
                 }
             };
             catalogs.register_catalog(l.catalog.clone(), catalog);
@@ -518,6 +527,26 @@ impl Engine {
             options.default_catalog.clone(),
             options.default_schema.clone(),
         )
+    }
+
+    /// The default catalog and schema of `user`: [`Engine::defaults`], except
+    /// where the default catalog gives each user their own keyspaces — then
+    /// the user's first keyspace (no other tenant's keyspace is ever a
+    /// user's default, so none shows up in their error messages).
+    pub fn defaults_for(&self, user: &str) -> (String, String) {
+        let (catalog, schema) = self.defaults();
+        for l in self.live.iter() {
+            if let LiveKind::Cassandra {
+                tenants: Some(tenants),
+                ..
+            } = &l.kind
+                && l.catalog == catalog
+            {
+                let own = tenants.get(user).and_then(|k| k.first()).cloned();
+                return (catalog, own.unwrap_or_else(|| NO_KEYSPACE.to_string()));
+            }
+        }
+        (catalog, schema)
     }
 
     /// Checks that `catalog` and `schema` exist, so they can be the defaults.

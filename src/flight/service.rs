@@ -166,7 +166,7 @@ impl TsqlFlightSql {
     fn session_defaults<T>(&self, request: &Request<T>, user: &str) -> (String, String) {
         let key = SessionKey::of(request.metadata());
         let chosen = self.sessions.settings(key.as_ref(), user);
-        let (catalog, schema) = self.engine.defaults();
+        let (catalog, schema) = self.engine.defaults_for(user);
         (
             chosen.catalog.unwrap_or(catalog),
             chosen.schema.unwrap_or(schema),

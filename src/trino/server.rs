@@ -218,7 +218,7 @@ impl FrontEnd {
             Ok(c) => c,
             Err(r) => return r,
         };
-        let (default_catalog, default_schema) = self.serving.engine.defaults();
+        let (default_catalog, default_schema) = self.serving.engine.defaults_for(&caller.name);
         let catalog = header(&req, "x-trino-catalog").map_or(default_catalog, str::to_string);
         let schema = header(&req, "x-trino-schema").map_or(default_schema, str::to_string);
         let base = self.base(&req);

@@ -530,7 +530,29 @@ def test_each_tenant_sees_only_its_keyspaces(tenant_server, data):
             with conn.cursor() as cur:  # a prepared statement plans as its caller too
                 with pytest.raises(adbc_driver_manager.Error):
                     cur.adbc_prepare(sql)
+    # Unqualified names resolve in the caller's own keyspace: no other
+    # tenant's keyspace is anyone's default, nor in their errors.
+    with connect(tenant_server, "bob") as bob:
+        assert rows(bob, "SELECT count(*) FROM events") == [(B_EVENTS,)]
+        with pytest.raises(adbc_driver_manager.Error) as err:
+            rows(bob, "SELECT * FROM nosuchtable")
+        assert "client_a" not in str(err.value) and "client_b" in str(err.value), err.value
     assert tenant_server.alive()
+
+
+def test_float_keys_compare_as_sql_does(server, data):
+    """Cassandra tells -0.0 from 0.0 (it compares bytes), SQL does not: a
+    float equality stays with the engine."""
+    s = data["session"]
+    s.execute("CREATE TABLE IF NOT EXISTS client_a.floats (k int, c double, v text, PRIMARY KEY (k, c))")
+    s.execute("INSERT INTO client_a.floats (k, c, v) VALUES (1, -0.0, 'neg')")
+    s.execute("INSERT INTO client_a.floats (k, c, v) VALUES (1, 0.0, 'pos')")
+    s.execute("INSERT INTO client_a.floats (k, c, v) VALUES (1, 2.5, 'other')")
+    with connect(server) as conn:
+        sql = "SELECT v FROM cassandra.client_a.floats WHERE k = 1 AND c = 0.0 ORDER BY v"
+        got = poll(lambda: rows(conn, sql), 10)
+        assert got == [("neg",), ("pos",)]
+        assert '"c"' not in where_of(cql_of(conn, sql))
 
 
 # --- faults (last: they stop Cassandra) ------------------------------------------
@@ -567,6 +589,8 @@ def test_cassandra_down_fails_queries_then_they_recover(cluster, server, data):
             with pytest.raises(adbc_driver_manager.Error) as err:
                 rows(conn, "SELECT count(*) FROM cassandra.client_a.events")
             assert mentions_cassandra(str(err.value)), err.value
+            if "UNAVAILABLE" in str(err.value):  # unreachable: the error names where it looked
+                assert "127.0.0.1:9042" in str(err.value), err.value
             assert time.time() - started < TIMEOUT + 10
             # Other catalogs keep answering.
             assert rows(conn, "SELECT count(*) FROM files.entities.orders") == [(N_ORDERS - N_ORDERS // 20,)]

@@ -212,7 +212,7 @@ impl Cluster {
             started.elapsed().as_secs_f64(),
             result.as_ref().err().map(|e| e.kind),
         );
-        let tables = Arc::new(result?);
+        let tables = Arc::new(result.map_err(|e| self.named(e))?);
         self.metadata
             .lock()
             .expect("not poisoned")
@@ -293,6 +293,16 @@ impl Cluster {
                 (name, Arc::new(info))
             })
             .collect())
+    }
+
+    /// `e`, naming the contact points when Cassandra cannot be reached.
+    pub fn named(&self, e: UpstreamError) -> UpstreamError {
+        let points = self.options.contact_points.join(", ");
+        if e.kind == UpstreamErrorKind::Unavailable && !e.message.contains(&points) {
+            UpstreamError::new(e.kind, format!("{} [contact points: {points}]", e.message))
+        } else {
+            e
+        }
     }
 
     /// The Arrow type of `column` (Utf8 for a type that cannot be read: it

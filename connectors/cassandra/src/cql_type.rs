@@ -143,7 +143,8 @@ impl CqlType {
     }
 
     /// Whether a value of this type can be compared in a key restriction
-    /// pushed into CQL.
+    /// pushed into CQL. Not floats: Cassandra compares their bytes, so
+    /// `0.0` and `-0.0` differ there and not in SQL.
     pub fn pushable(&self) -> bool {
         matches!(
             self,
@@ -157,8 +158,6 @@ impl CqlType {
                 | CqlType::Timeuuid
                 | CqlType::Timestamp
                 | CqlType::Date
-                | CqlType::Double
-                | CqlType::Float
         )
     }
 }

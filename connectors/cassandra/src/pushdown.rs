@@ -292,14 +292,6 @@ fn to_cql(info: &TableInfo, column: usize, v: &ScalarValue) -> Option<CqlValue> 
             ScalarValue::Boolean(Some(b)) => CqlValue::Boolean(*b),
             _ => return None,
         },
-        CqlType::Double => match v {
-            ScalarValue::Float64(Some(x)) if !x.is_nan() => CqlValue::Double(*x),
-            _ => return None,
-        },
-        CqlType::Float => match v {
-            ScalarValue::Float32(Some(x)) if !x.is_nan() => CqlValue::Float(*x),
-            _ => return None,
-        },
         CqlType::Uuid | CqlType::Timeuuid => {
             let s = text()?;
             let u = uuid::Uuid::parse_str(s).ok()?;

@@ -443,12 +443,13 @@ impl RangeReader {
             let pager = session
                 .execute_iter(statement, values)
                 .await
-                .map_err(|e| classify(&e, &what))?;
+                .map_err(|e| self.cluster.named(classify(&e, &what)))?;
             let mut rows = pager
                 .rows_stream::<RawRow>()
                 .map_err(|e| classify(&e, &what))?;
             while let Some(row) = rows.next().await {
-                self.rows.push(row.map_err(|e| classify(&e, &what))?);
+                self.rows
+                    .push(row.map_err(|e| self.cluster.named(classify(&e, &what)))?);
                 if self.rows.len() >= BATCH_ROWS
                     || self
                         .limit
