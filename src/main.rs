@@ -379,6 +379,7 @@ async fn serve(args: ServeArgs) -> datafusion::error::Result<()> {
     note.push_str(&format!("; catalogs: {}", catalogs.join(", ")));
     let auth = std::sync::Arc::new(tsql::flight::Authenticator::new(users, upstream));
     let scheme = if tls.is_some() { "grpc+tls" } else { "grpc" };
+    let trino_tls = tls.clone();
     let options = tsql::flight::ServeOptions { listen, tls };
     let serving = tsql::serving::Serving::new(engine, auth, file.admission().map_err(plan_error)?)
         .map_err(plan_error)?;
@@ -389,6 +390,7 @@ async fn serve(args: ServeArgs) -> datafusion::error::Result<()> {
         args.trino_listen.or(file.trino_listen.clone()),
         &serving,
         allow_insecure,
+        trino_tls,
     )
     .await?;
     tsql::flight::serve(&serving, options, move |addr| {
@@ -406,6 +408,7 @@ async fn serve_trino(
     configured: Option<String>,
     serving: &tsql::serving::Serving,
     allow_insecure: bool,
+    tls: Option<(PathBuf, PathBuf)>,
 ) -> datafusion::error::Result<()> {
     let text = configured
         .clone()
@@ -422,9 +425,11 @@ async fn serve_trino(
                 "cannot listen for Trino clients on '{text}': give host:port, or \"\" for none"
             ))
         })?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let options = tsql::trino::TrinoOptions {
         listen,
         allow_insecure,
+        tls,
     };
     match tsql::trino::serve_trino(serving.clone(), options).await {
         Ok(local) => {
@@ -433,7 +438,7 @@ async fn serve_trino(
             } else {
                 "users log in with a password"
             };
-            eprintln!("tsql: serving the Trino protocol on http://{local} ({how})");
+            eprintln!("tsql: serving the Trino protocol on {scheme}://{local} ({how})");
             Ok(())
         }
         Err(e) if configured.is_none() => {

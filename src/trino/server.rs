@@ -29,6 +29,32 @@ pub struct TrinoOptions {
     pub listen: SocketAddr,
     /// Accept callers named only by `X-Trino-User`, without a password.
     pub allow_insecure: bool,
+    /// PEM certificate chain and private key: serve HTTPS.
+    pub tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
+}
+
+/// A TLS acceptor for the PEM certificate chain and key.
+fn acceptor(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> Result<tokio_rustls::TlsAcceptor, String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .and_then(|i| i.collect())
+        .map_err(|e| format!("cannot read TLS certificate {}: {e}", cert.display()))?;
+    let key = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| format!("cannot read TLS key {}: {e}", key.display()))?;
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| format!("TLS setup failed: {e}"))?
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .map_err(|e| format!("cannot use the TLS certificate and key: {e}"))?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }
 
 /// A query nobody asked about for this long is cancelled and forgotten.
@@ -72,6 +98,10 @@ pub async fn serve_trino(serving: Serving, options: TrinoOptions) -> Result<Sock
             )
         })?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
+    let tls = match &options.tls {
+        Some((cert, key)) => Some(acceptor(cert, key)?),
+        None => None,
+    };
     let front = Arc::new(FrontEnd {
         serving,
         options,
@@ -92,15 +122,29 @@ pub async fn serve_trino(serving: Serving, options: TrinoOptions) -> Result<Sock
             };
             let _ = stream.set_nodelay(true);
             let front = front.clone();
+            let tls = tls.clone();
             tokio::spawn(async move {
                 let service =
                     hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
                         let front = front.clone();
                         async move { Ok::<_, std::convert::Infallible>(front.answer(req).await) }
                     });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                    .await;
+                let http = hyper::server::conn::http1::Builder::new();
+                match tls {
+                    Some(tls) => {
+                        // A client that fails the handshake just goes away.
+                        if let Ok(stream) = tls.accept(stream).await {
+                            let _ = http
+                                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                                .await;
+                        }
+                    }
+                    None => {
+                        let _ = http
+                            .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                            .await;
+                    }
+                }
             });
         }
     });
@@ -155,7 +199,7 @@ impl FrontEnd {
                 Ok(self.serving.auth.caller_named(&user))
             }
             None => Err(unauthorized(
-                "no credentials: connect over HTTPS with a user and password, or set trino_allow_insecure = true to trust X-Trino-User",
+                "no credentials: connect with a user and password (Trino clients send them only over HTTPS: give the server tls_cert and tls_key), or set trino_allow_insecure = true to trust X-Trino-User",
             )),
         }
     }
@@ -164,7 +208,12 @@ impl FrontEnd {
         let host = header(req, "host")
             .map(str::to_string)
             .unwrap_or_else(|| self.options.listen.to_string());
-        format!("http://{host}")
+        let scheme = if self.options.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{host}")
     }
 
     async fn answer(&self, req: Request<hyper::body::Incoming>) -> Reply {

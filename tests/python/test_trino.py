@@ -234,3 +234,38 @@ def test_parameters_prepared_and_immediate(demo):
     # EXECUTE of a statement the client never prepared.
     status, _, page = http(demo, "POST", "/v1/statement", "EXECUTE nope USING 1")
     assert page["error"]["errorName"] == "NOT_FOUND" and "nope" in page["error"]["message"]
+
+
+def test_https_with_passwords(tmp_path, monkeypatch):
+    """Over HTTPS (the server's tls_cert/tls_key, as for Flight SQL) the
+    Trino client sends a password; a wrong one is refused with 401."""
+    import subprocess
+
+    # `requests` lets these override the CA file given to the client.
+    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        monkeypatch.delenv(name, raising=False)
+
+    from trino.auth import BasicAuthentication
+
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
+                   check=True, capture_output=True)
+    config = tmp_path / "tsql.toml"
+    config.write_text("demo = true\ntrino_allow_insecure = false\n")
+    s = TrinoServer(["--config", str(config), "--tls-cert", str(cert), "--tls-key", str(key)])
+    try:
+        def run(password):
+            conn = trino.dbapi.connect(host="127.0.0.1", port=s.port, user="admin", catalog="cyoda",
+                                       schema="entities", http_scheme="https",
+                                       auth=BasicAuthentication("admin", password), verify=str(cert))
+            cur = conn.cursor()
+            cur.execute("SELECT count(*) FROM customers")
+            return cur.fetchall()
+
+        assert run("admin") == [[400]]
+        with pytest.raises(trino.exceptions.HttpError) as err:
+            run("wrong")
+        assert "401" in str(err.value)
+    finally:
+        s.stop()
