@@ -3,6 +3,7 @@
 //! users, admission and query view as Flight SQL.
 
 mod errors;
+mod jdbc;
 mod query;
 mod server;
 mod statements;

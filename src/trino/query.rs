@@ -225,11 +225,16 @@ impl TrinoQuery {
             }
         };
         entry.running();
-        let reads = serving.engine.catalogs_of(&self.sql, &self.catalog);
+        // system.jdbc lists every catalog: load them all for it.
+        let reads = serving
+            .engine
+            .catalogs_of(&self.sql, &self.catalog)
+            .filter(|r| !r.iter().any(|c| c == "system"));
         let engine = serving
             .engine
             .for_caller_reading(&self.caller, reads.as_deref())
             .await;
+        super::jdbc::register(&engine);
         let planned = match engine.with_defaults(&self.catalog, &self.schema) {
             Ok(engine) => {
                 let sql = self.sql.clone();
