@@ -23,7 +23,8 @@ const TYPE_CASES: &str = "
       WHEN data_type LIKE 'Time%' THEN 92 WHEN data_type LIKE '%Binary%' THEN -3
       WHEN data_type LIKE '%List(%' THEN 2003 ELSE 2000 END";
 
-const TYPE_NAMES: &str = "
+/// Trino's type name of DataFusion's type text (`information_schema`'s `data_type`).
+pub(super) const TYPE_NAMES: &str = "
     CASE
       WHEN data_type = 'Int8' THEN 'tinyint' WHEN data_type = 'Int16' THEN 'smallint'
       WHEN data_type = 'Int32' THEN 'integer' WHEN data_type = 'Int64' THEN 'bigint'

@@ -6,6 +6,7 @@ mod errors;
 mod jdbc;
 mod query;
 mod server;
+mod show;
 mod statements;
 mod types;
 

@@ -295,7 +295,9 @@ impl FrontEnd {
             chrono::Utc::now().format("%Y%m%d_%H%M%S")
         );
         let sql = match interpret(&sql, &prepared) {
-            Ok(Statement::Query(sql)) => sql,
+            Ok(Statement::Query(sql)) => {
+                super::show::rewrite(&sql, &catalog, &schema).unwrap_or(sql)
+            }
             Ok(Statement::Session {
                 update_type,
                 headers,

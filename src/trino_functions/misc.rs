@@ -19,6 +19,7 @@ use super::udf;
 
 pub(super) fn functions() -> Vec<ScalarUDF> {
     vec![
+        udf(CurrentTimezone::new()),
         udf(If::new()),
         udf(Split::new()),
         udf(RegexpExtract::new()),
@@ -302,5 +303,35 @@ impl ScalarUDFImpl for TypeOf {
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let name = trino_type_name(&args.args[0].data_type());
         Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(name))))
+    }
+}
+
+/// `current_timezone()`: the session's time zone — always `UTC` in tsql
+/// (instants are UTC; `X-Trino-Time-Zone` is not applied yet).
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct CurrentTimezone {
+    signature: Signature,
+}
+
+impl CurrentTimezone {
+    fn new() -> Self {
+        CurrentTimezone {
+            signature: Signature::nullary(Volatility::Stable),
+        }
+    }
+}
+
+impl ScalarUDFImpl for CurrentTimezone {
+    fn name(&self) -> &str {
+        "current_timezone"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _args: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+    fn invoke_with_args(&self, _args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some("UTC".into()))))
     }
 }

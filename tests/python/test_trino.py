@@ -269,3 +269,25 @@ def test_https_with_passwords(tmp_path, monkeypatch):
         assert "401" in str(err.value)
     finally:
         s.stop()
+
+
+def test_show_and_describe_in_trinos_shape(demo):
+    def show(sql):
+        rows, description = trino_rows(demo, sql)
+        return [d.name for d in description], rows
+
+    cols, rows = show("SHOW CATALOGS")
+    assert cols == ["Catalog"] and ["cyoda"] in rows
+    cols, rows = show("SHOW SCHEMAS")
+    assert cols == ["Schema"] and ["entities"] in rows
+    cols, rows = show("SHOW TABLES LIKE 'orders%'")
+    want = [[t] for (t,) in sorted(flight_rows(demo, "SELECT table_name FROM information_schema.tables "
+                                                     "WHERE table_schema = 'entities' AND table_name LIKE 'orders%'"))]
+    assert cols == ["Table"] and rows == want and len(want) >= 3
+    for sql in ["DESCRIBE orders", "SHOW COLUMNS FROM cyoda.entities.orders"]:
+        cols, rows = show(sql)
+        assert cols == ["Column", "Type", "Extra", "Comment"]
+        types = {r[0]: r[1] for r in rows}
+        assert rows[0][0] == "entity_id" and types["entity_id"] == "varchar"
+        assert types["placed"] == "timestamp(6) with time zone" and types["tags_array"] == "array"
+    assert trino_rows(demo, "SELECT current_timezone()")[0] == [["UTC"]]

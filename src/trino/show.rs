@@ -1,0 +1,146 @@
+//! Trino's `SHOW CATALOGS`, `SHOW SCHEMAS`, `SHOW TABLES`, `SHOW COLUMNS` and
+//! `DESCRIBE` as queries of the caller's `information_schema`, answering in
+//! Trino's columns (`Catalog`, `Schema`, `Table`; `Column`, `Type`, `Extra`,
+//! `Comment`).
+
+use super::jdbc::TYPE_NAMES;
+
+fn literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+fn name(s: &str) -> String {
+    let s = s.trim();
+    match s.strip_prefix('"').and_then(|x| x.strip_suffix('"')) {
+        Some(inner) => inner.replace("\"\"", "\""),
+        None => s.to_ascii_lowercase(),
+    }
+}
+
+/// `… LIKE 'p' [ESCAPE 'e']` as a condition on `column`, and the text before it.
+fn like<'a>(rest: &'a str, column: &str) -> (&'a str, Option<String>) {
+    let upper = rest.to_ascii_uppercase();
+    match upper
+        .find(" LIKE ")
+        .or_else(|| upper.starts_with("LIKE ").then_some(0))
+    {
+        Some(at) => {
+            let pattern = rest[at..].trim_start()[4..].trim();
+            (&rest[..at], Some(format!("{column} LIKE {pattern}")))
+        }
+        None => (rest, None),
+    }
+}
+
+/// The query a `SHOW`/`DESCRIBE` statement stands for, under the session's
+/// catalog and schema; `None` when `sql` is none of them.
+pub fn rewrite(sql: &str, catalog: &str, schema: &str) -> Option<String> {
+    let text = sql.trim().trim_end_matches(';').trim();
+    let upper = text.to_ascii_uppercase();
+    let words: Vec<&str> = upper.split_whitespace().collect();
+    let after = |n: usize| -> &str {
+        let mut rest = text;
+        for _ in 0..n {
+            let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+            rest = rest[end..].trim_start();
+        }
+        rest
+    };
+    let from = |rest: &str| -> Option<String> {
+        let r = rest.trim();
+        let u = r.to_ascii_uppercase();
+        (u.starts_with("FROM ") || u.starts_with("IN "))
+            .then(|| r[r.find(' ').unwrap_or(0)..].trim().to_string())
+    };
+    let filter = |conds: Vec<String>| -> String {
+        if conds.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", conds.join(" AND "))
+        }
+    };
+    match words.as_slice() {
+        ["SHOW", "CATALOGS", ..] => {
+            let (_, l) = like(after(2), "table_catalog");
+            Some(format!(
+                "SELECT DISTINCT table_catalog AS \"Catalog\" FROM information_schema.tables{} ORDER BY 1",
+                filter(l.into_iter().collect())
+            ))
+        }
+        ["SHOW", "SCHEMAS", ..] => {
+            let (rest, l) = like(after(2), "table_schema");
+            let c = from(rest)
+                .map(|c| name(&c))
+                .unwrap_or_else(|| catalog.to_string());
+            let mut conds = vec![format!("table_catalog = {}", literal(&c))];
+            conds.extend(l);
+            Some(format!(
+                "SELECT DISTINCT table_schema AS \"Schema\" FROM information_schema.tables{} ORDER BY 1",
+                filter(conds)
+            ))
+        }
+        ["SHOW", "TABLES", ..] => {
+            let (rest, l) = like(after(2), "table_name");
+            let (c, s) = match from(rest) {
+                Some(target) => match target.split_once('.') {
+                    Some((c, s)) => (name(c), name(s)),
+                    None => (catalog.to_string(), name(&target)),
+                },
+                None => (catalog.to_string(), schema.to_string()),
+            };
+            let mut conds = vec![
+                format!("table_catalog = {}", literal(&c)),
+                format!("table_schema = {}", literal(&s)),
+            ];
+            conds.extend(l);
+            Some(format!(
+                "SELECT table_name AS \"Table\" FROM information_schema.tables{} ORDER BY 1",
+                filter(conds)
+            ))
+        }
+        ["SHOW", "COLUMNS", ..] | ["DESCRIBE", ..] | ["DESC", ..] => {
+            let target = if words[0] == "SHOW" {
+                from(after(2))?
+            } else {
+                let t = after(1).to_string();
+                // DESCRIBE INPUT/OUTPUT are about prepared statements.
+                if matches!(words.get(1), Some(&"INPUT") | Some(&"OUTPUT")) {
+                    return None;
+                }
+                t
+            };
+            let parts: Vec<String> = target.split('.').map(name).collect();
+            let (c, s, t) = match parts.as_slice() {
+                [t] => (catalog.to_string(), schema.to_string(), t.clone()),
+                [s, t] => (catalog.to_string(), s.clone(), t.clone()),
+                [c, s, t] => (c.clone(), s.clone(), t.clone()),
+                _ => return None,
+            };
+            Some(format!(
+                "SELECT column_name AS \"Column\", {TYPE_NAMES} AS \"Type\", '' AS \"Extra\", '' AS \"Comment\" \
+                 FROM information_schema.columns WHERE table_catalog = {} AND table_schema = {} AND table_name = {} \
+                 ORDER BY ordinal_position",
+                literal(&c),
+                literal(&s),
+                literal(&t)
+            ))
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn show_statements_become_queries() {
+        let q = rewrite("SHOW TABLES FROM cyoda.entities LIKE 'ord%'", "x", "y").unwrap();
+        assert!(q.contains("table_catalog = 'cyoda'") && q.contains("table_schema = 'entities'"));
+        assert!(q.contains("table_name LIKE 'ord%'"));
+        let q = rewrite("DESCRIBE orders", "cyoda", "entities").unwrap();
+        assert!(q.contains("table_name = 'orders'") && q.contains("\"Type\""));
+        assert!(rewrite("SELECT 1", "c", "s").is_none());
+        assert!(rewrite("DESCRIBE OUTPUT q", "c", "s").is_none());
+    }
+}
