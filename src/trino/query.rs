@@ -46,7 +46,7 @@ pub struct TrinoQuery {
 
 struct Progress {
     token: u64,
-    page: Option<Arc<Value>>,
+    page: Option<Arc<String>>,
     run: Run,
     rows: u64,
 }
@@ -158,7 +158,7 @@ impl TrinoQuery {
         serving: &Serving,
         base: &str,
         token: u64,
-    ) -> Result<Arc<Value>, PageError> {
+    ) -> Result<Arc<String>, PageError> {
         *self.touched.lock().expect("not poisoned") = Instant::now();
         let mut p = self.progress.lock().await;
         if token == p.token
@@ -172,6 +172,7 @@ impl TrinoQuery {
         let cancelled = self.cancel_signal.notified();
         let page = if self.cancelled.load(Ordering::Acquire) {
             self.failed(&mut p, codes::USER_CANCELED, "Query was canceled")
+                .to_string()
         } else {
             let made = tokio::select! {
                 page = self.next(&mut p, serving, base, token) => Some(page),
@@ -181,7 +182,9 @@ impl TrinoQuery {
             // batch it waited for); the stream goes with `failed`.
             match made {
                 Some(page) => page,
-                None => self.failed(&mut p, codes::USER_CANCELED, "Query was canceled"),
+                None => self
+                    .failed(&mut p, codes::USER_CANCELED, "Query was canceled")
+                    .to_string(),
             }
         };
         let page = Arc::new(page);
@@ -274,14 +277,17 @@ impl TrinoQuery {
         Ok(())
     }
 
-    async fn next(&self, p: &mut Progress, serving: &Serving, base: &str, token: u64) -> Value {
+    /// The next page's JSON text (rows are written as text once, not kept as values).
+    async fn next(&self, p: &mut Progress, serving: &Serving, base: &str, token: u64) -> String {
         if self.cancelled.load(Ordering::Acquire) {
-            return self.failed(p, codes::USER_CANCELED, "Query was canceled");
+            return self
+                .failed(p, codes::USER_CANCELED, "Query was canceled")
+                .to_string();
         }
         if matches!(p.run, Run::Waiting)
             && let Err((kind, message)) = self.start(p, serving).await
         {
-            return self.failed(p, kind, &message);
+            return self.failed(p, kind, &message).to_string();
         }
         let Run::Streaming {
             batches,
@@ -291,18 +297,19 @@ impl TrinoQuery {
             pending,
         } = &mut p.run
         else {
-            return json!({"id": self.id, "stats": self.stats("FINISHED", p.rows), "warnings": []});
+            return json!({"id": self.id, "stats": self.stats("FINISHED", p.rows), "warnings": []})
+                .to_string();
         };
-        let mut data: Vec<Value> = Vec::new();
-        let mut bytes = 0usize;
+        let mut data = String::new();
+        let mut rows = 0u64;
         let mut ended = false;
         let mut failure: Option<DataFusionError> = None;
         let first_at = Instant::now();
-        while bytes < PAGE_BYTES {
+        while data.len() < PAGE_BYTES {
             let batch = match pending.take() {
                 Some(b) => b,
                 None => {
-                    let next = if data.is_empty() {
+                    let next = if rows == 0 {
                         batches.next().await
                     } else {
                         let left = PAGE_WAIT.saturating_sub(first_at.elapsed());
@@ -324,14 +331,16 @@ impl TrinoQuery {
                     }
                 }
             };
-            let cols: Vec<Vec<Value>> = batch.columns().iter().map(values).collect();
+            let mut cols: Vec<Vec<Value>> = batch.columns().iter().map(values).collect();
             let mut taken = 0;
             for r in 0..batch.num_rows() {
-                let row = Value::Array(cols.iter().map(|c| c[r].clone()).collect());
-                bytes += row.to_string().len();
-                data.push(row);
+                let row =
+                    Value::Array(cols.iter_mut().map(|c| std::mem::take(&mut c[r])).collect());
+                data.push(if rows == 0 { '[' } else { ',' });
+                data.push_str(&row.to_string());
+                rows += 1;
                 taken += 1;
-                if bytes >= PAGE_BYTES {
+                if data.len() >= PAGE_BYTES {
                     break;
                 }
             }
@@ -339,23 +348,19 @@ impl TrinoQuery {
                 *pending = Some(batch.slice(taken, batch.num_rows() - taken));
             }
         }
-        let rows = data.len() as u64;
-        entry.progress(data.len(), bytes, 0);
+        entry.progress(rows as usize, data.len(), 0);
         if let Some(e) = failure {
             let e = crate::engine::explain(e);
-            return self.failed(p, kind_of(&e), &e.to_string());
+            return self.failed(p, kind_of(&e), &e.to_string()).to_string();
         }
         let mut page = json!({
             "id": self.id,
             "infoUri": format!("{base}/ui/query.html?{}", self.id),
             "warnings": [],
         });
-        if !*columns_sent || !data.is_empty() || ended {
+        if !*columns_sent || rows > 0 || ended {
             page["columns"] = columns.clone();
             *columns_sent = true;
-        }
-        if !data.is_empty() {
-            page["data"] = Value::Array(data);
         }
         p.rows += rows;
         if ended {
@@ -366,6 +371,14 @@ impl TrinoQuery {
             page["stats"] = self.stats("RUNNING", p.rows);
             page["nextUri"] = json!(self.uri(base, token + 1));
         }
-        page
+        let mut text = page.to_string();
+        if rows > 0 {
+            // The rows, already JSON, go in as they are.
+            text.pop(); // the closing brace
+            text.push_str(",\"data\":");
+            text.push_str(&data);
+            text.push_str("]}");
+        }
+        text
     }
 }

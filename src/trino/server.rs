@@ -251,7 +251,11 @@ impl FrontEnd {
                 };
                 let base = self.base(&req);
                 match query.page(&self.serving, &base, token).await {
-                    Ok(page) => reply(StatusCode::OK, &page),
+                    Ok(page) => Response::builder()
+                        .status(StatusCode::OK)
+                        .header("content-type", "application/json")
+                        .body(Full::new(Bytes::from(page.as_str().to_owned())))
+                        .expect("a valid response"),
                     Err(PageError::Gone) => text(
                         StatusCode::GONE,
                         &format!("page {token} of query {id} is gone: pages are read in order"),
