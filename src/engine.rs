@@ -376,7 +376,7 @@ impl Engine {
         let state = state.read();
         let dialect = state.config().options().sql_parser.dialect;
         let statement = state
-            .sql_to_statement(&number_placeholders(sql), &dialect)
+            .sql_to_statement(&fetch_first_as_limit(&number_placeholders(sql)), &dialect)
             .ok()?;
         if !matches!(&statement, Parsed::Statement(s) if matches!(s.as_ref(), Statement::Query(_)))
         {
@@ -611,7 +611,7 @@ impl Engine {
             .with_allow_ddl(false)
             .with_allow_dml(false)
             .with_allow_statements(false);
-        let sql = number_placeholders(sql);
+        let sql = fetch_first_as_limit(&number_placeholders(sql));
         self.ctx.sql_with_options(&sql, options).await.map_err(|e| {
             let msg = e.to_string();
             if msg.contains("not supported") && (msg.contains("DDL") || msg.contains("DML") || msg.contains("Statement")) {
@@ -626,6 +626,25 @@ impl Engine {
     pub async fn execute(&self, sql: &str) -> Result<SendableRecordBatchStream> {
         let df = self.plan(sql).await?;
         df.execute_stream().await.map_err(explain)
+    }
+}
+
+/// A statement ending in standard SQL's `FETCH FIRST|NEXT n ROW[S] ONLY`
+/// (what Trino users and BI tools write) with `LIMIT n` instead, which the
+/// engine plans; anything else as it is.
+pub fn fetch_first_as_limit(sql: &str) -> String {
+    static FETCH: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let re = FETCH.get_or_init(|| {
+        regex::Regex::new(r"(?is)\s+FETCH\s+(?:FIRST|NEXT)\s+(\d+)\s+ROWS?\s+ONLY\s*;?\s*$")
+            .expect("a valid pattern")
+    });
+    match re.captures(sql) {
+        Some(c) => format!(
+            "{} LIMIT {}",
+            &sql[..c.get(0).expect("whole match").start()],
+            &c[1]
+        ),
+        None => sql.to_string(),
     }
 }
 
