@@ -64,6 +64,16 @@ impl TableInfo {
         format!("{}.{}", quote(&self.keyspace), quote(&self.name))
     }
 
+    /// `token("k1", "k2")`: the token of a row's partition, for range conditions.
+    pub fn token_expr(&self) -> String {
+        let key: Vec<String> = self
+            .partition_key()
+            .iter()
+            .map(|c| quote(&self.columns[*c].name))
+            .collect();
+        format!("token({})", key.join(", "))
+    }
+
     /// Indexes of the partition key columns, in key order.
     pub fn partition_key(&self) -> Vec<usize> {
         self.of_kind(ColumnKind::PartitionKey)

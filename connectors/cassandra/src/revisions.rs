@@ -329,29 +329,14 @@ impl Resolver {
                 }
             }
         } else {
-            let partition_key: Vec<String> = cols
-                .info
-                .partition_key()
-                .iter()
-                .map(|c| quote(&cols.info.columns[*c].name))
-                .collect();
-            let token = format!("token({})", partition_key.join(", "));
+            let token = cols.info.token_expr();
             for split in splits(&session, &o.keyspace, &o.table, of)
                 .into_iter()
                 .skip(me)
                 .step_by(of)
             {
                 for r in split.ranges {
-                    let mut cond = Vec::new();
-                    let mut values = Vec::new();
-                    if let Some(s) = r.start {
-                        cond.push(format!("{token} > ?"));
-                        values.push(CqlValue::BigInt(s));
-                    }
-                    if let Some(e) = r.end {
-                        cond.push(format!("{token} <= ?"));
-                        values.push(CqlValue::BigInt(e));
-                    }
+                    let (cond, values) = r.conditions(&token);
                     let cql = if cond.is_empty() {
                         select.clone()
                     } else {

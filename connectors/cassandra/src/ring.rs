@@ -8,6 +8,7 @@ use std::sync::Arc;
 use scylla::client::session::Session;
 use scylla::cluster::Node;
 use scylla::routing::Token;
+use scylla::value::CqlValue;
 
 /// A token range `(start, end]`; `None` is the ring's open end on that side.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,6 +31,22 @@ impl TokenRange {
             self.start.map_or(i64::MIN as i128, |s| s as i128),
             self.end.map_or(i64::MAX as i128, |e| e as i128),
         )
+    }
+
+    /// The range as CQL conditions on `token` (`token(…) > ?`, `token(…) <= ?`,
+    /// each only where the range has that bound) and their values.
+    pub fn conditions(&self, token: &str) -> (Vec<String>, Vec<CqlValue>) {
+        let mut text = Vec::new();
+        let mut values = Vec::new();
+        if let Some(s) = self.start {
+            text.push(format!("{token} > ?"));
+            values.push(CqlValue::BigInt(s));
+        }
+        if let Some(e) = self.end {
+            text.push(format!("{token} <= ?"));
+            values.push(CqlValue::BigInt(e));
+        }
+        (text, values)
     }
 
     /// How many tokens the range holds.

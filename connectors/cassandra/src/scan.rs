@@ -164,15 +164,7 @@ impl TableProvider for CassandraTable {
                     None => target,
                 };
                 let splits = splits(&session, &self.info.keyspace, &self.info.name, wanted);
-                let token = format!(
-                    "token({})",
-                    self.info
-                        .partition_key()
-                        .iter()
-                        .map(|c| quote(&self.info.columns[*c].name))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                );
+                let token = self.info.token_expr();
                 Reads::Ranges {
                     select: format!("SELECT {select} FROM {}", self.info.cql_name()),
                     token,
@@ -241,16 +233,7 @@ impl Reads {
         else {
             unreachable!("only range reads have ranges")
         };
-        let mut wh = Vec::new();
-        let mut values = Vec::new();
-        if let Some(s) = range.start {
-            wh.push(format!("{token} > ?"));
-            values.push(CqlValue::BigInt(s));
-        }
-        if let Some(e) = range.end {
-            wh.push(format!("{token} <= ?"));
-            values.push(CqlValue::BigInt(e));
-        }
+        let (mut wh, values) = range.conditions(token);
         wh.extend(conditions.iter().cloned());
         let cql = if wh.is_empty() {
             format!("{select}{suffix}")
