@@ -22,7 +22,7 @@ use datafusion::physical_plan::{
 };
 use futures::StreamExt;
 use scylla::value::CqlValue;
-use tsql_entity_tables::table::task_stream;
+use tsql_entity_tables::table::{BatchSender, producer_stream};
 use tsql_entity_tables::upstream::record_upstream;
 
 use crate::cluster::{Cluster, TableInfo, classify, quote};
@@ -337,33 +337,22 @@ impl ExecutionPlan for CassandraScanExec {
         partition: usize,
         _context: Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
-        let (tx, rx) = tokio::sync::mpsc::channel::<Result<RecordBatch>>(2);
-        let mut job = RangeReader {
-            cluster: self.cluster.clone(),
-            info: self.info.clone(),
-            selected: self.selected.clone(),
-            schema: self.schema.clone(),
-            values: self.values.clone(),
-            reads: self.reads.clone(),
-            limit: self.limit,
-            produced: 0,
-            rows: Vec::with_capacity(BATCH_ROWS),
-            tx: tx.clone(),
-        };
         let (me, of) = (partition, self.partitions);
-        let task = tokio::spawn(async move {
-            let closed = tx.clone();
-            tokio::select! {
-                result = job.run(me, of) => {
-                    if let Err(e) = result {
-                        let _ = tx.send(Err(e)).await;
-                    }
-                }
-                // The consumer went away: stop reading.
-                _ = closed.closed() => {}
-            }
-        });
-        Ok(task_stream(self.schema.clone(), rx, task))
+        Ok(producer_stream(self.schema.clone(), |tx| {
+            let mut job = RangeReader {
+                cluster: self.cluster.clone(),
+                info: self.info.clone(),
+                selected: self.selected.clone(),
+                schema: self.schema.clone(),
+                values: self.values.clone(),
+                reads: self.reads.clone(),
+                limit: self.limit,
+                produced: 0,
+                rows: Vec::with_capacity(BATCH_ROWS),
+                tx,
+            };
+            async move { job.run(me, of).await }
+        }))
     }
 }
 
@@ -377,7 +366,7 @@ struct RangeReader {
     limit: Option<usize>,
     produced: usize,
     rows: Vec<RawRow>,
-    tx: tokio::sync::mpsc::Sender<Result<RecordBatch>>,
+    tx: BatchSender,
 }
 
 impl RangeReader {

@@ -8,7 +8,6 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
-use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
 use datafusion::catalog::{SchemaProvider, Session, TableProvider};
@@ -33,7 +32,8 @@ use crate::naming::NameAllocator;
 use crate::predicate::{Field, Predicate, translate};
 use crate::shape::ObjectShape;
 use crate::table::{
-    BATCH_ROWS, ScanOptions, bad_record, classify, query_start, selection_of, task_stream,
+    BATCH_ROWS, BatchSender, ScanOptions, bad_record, classify, producer_stream, query_start,
+    selection_of,
 };
 
 /// A model as a live source declares it.
@@ -327,7 +327,6 @@ impl ExecutionPlan for LiveScanExec {
         partition: usize,
         _context: Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
-        let (tx, rx) = tokio::sync::mpsc::channel::<Result<RecordBatch>>(2);
         let pages = self
             .source
             .clone()
@@ -344,19 +343,9 @@ impl ExecutionPlan for LiveScanExec {
             limit: self.read.limit,
             produced: 0,
         };
-        let task = tokio::spawn(async move {
-            let closed = tx.clone();
-            tokio::select! {
-                result = job.run(pages, &tx) => {
-                    if let Err(e) = result {
-                        let _ = tx.send(Err(e)).await;
-                    }
-                }
-                // The consumer went away: stop reading (this drops the requests in flight).
-                _ = closed.closed() => {}
-            }
-        });
-        Ok(task_stream(self.schema.clone(), rx, task))
+        Ok(producer_stream(self.schema.clone(), move |tx| async move {
+            job.run(pages, &tx).await
+        }))
     }
 }
 
@@ -368,8 +357,6 @@ struct PageDecoder {
     limit: Option<usize>,
     produced: usize,
 }
-
-type BatchSender = tokio::sync::mpsc::Sender<Result<RecordBatch>>;
 
 impl PageDecoder {
     fn done(&self) -> bool {

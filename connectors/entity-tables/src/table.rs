@@ -417,6 +417,34 @@ impl ExecutionPlan for EntityScanExec {
     }
 }
 
+/// Where a producer task sends its batches.
+pub type BatchSender = tokio::sync::mpsc::Sender<Result<arrow::array::RecordBatch>>;
+
+/// Runs the future `produce` makes from a sender as a task, and streams
+/// what it sends (two batches ahead, as [`task_stream`]): an error it
+/// returns is the stream's last item, and when the consumer goes away the
+/// task stops at its next await (dropping the reads it has in flight).
+pub fn producer_stream<F, Fut>(schema: SchemaRef, produce: F) -> SendableRecordBatchStream
+where
+    F: FnOnce(BatchSender) -> Fut,
+    Fut: std::future::Future<Output = Result<()>> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::mpsc::channel(2);
+    let work = produce(tx.clone());
+    let task = tokio::spawn(async move {
+        let closed = tx.clone();
+        tokio::select! {
+            result = work => {
+                if let Err(e) = result {
+                    let _ = tx.send(Err(e)).await;
+                }
+            }
+            _ = closed.closed() => {}
+        }
+    });
+    task_stream(schema, rx, task)
+}
+
 /// The batches a producer task sends on `rx`, as a stream that ends with an
 /// error, not silently, when the task dies (a panic) before it finished: a
 /// cut-short scan is never presented as complete.
