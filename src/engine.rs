@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use datafusion::catalog::{
     CatalogProvider, CatalogProviderList, MemoryCatalogProvider, MemoryCatalogProviderList,
-    MemorySchemaProvider, SchemaProvider, TableProvider,
+    MemorySchemaProvider, SchemaProvider,
 };
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::SendableRecordBatchStream;
@@ -18,7 +18,7 @@ use tsql_cassandra::{CassandraOptions, CassandraSource};
 use tsql_cyoda::{CyodaOptions, CyodaService, Identity};
 use tsql_entity_tables::{
     BadRecordPolicy, BadRecords, CATALOG, EntitySchema, EntitySource, LiveSchema, SCHEMA,
-    ScanOptions, TableLayout, UpstreamError,
+    ScanOptions, TableLayout, UnavailableSchema,
 };
 use tsql_local_files::LocalStore;
 
@@ -138,26 +138,6 @@ enum LiveKind {
         source: Arc<CassandraSource>,
         tenants: Option<std::collections::BTreeMap<String, Vec<String>>>,
     },
-}
-
-/// The schema of a live source that cannot be read now: it lists no tables,
-/// and naming one of its tables gives the reason.
-#[derive(Debug)]
-struct UnavailableSchema(UpstreamError);
-
-#[async_trait::async_trait]
-impl SchemaProvider for UnavailableSchema {
-    fn table_names(&self) -> Vec<String> {
-        Vec::new()
-    }
-
-    async fn table(&self, _name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
-        Err(self.0.clone().into())
-    }
-
-    fn table_exist(&self, _name: &str) -> bool {
-        false
-    }
 }
 
 /// The default schema of a user who may see no keyspace of the default catalog.

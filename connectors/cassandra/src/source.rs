@@ -4,12 +4,11 @@
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use datafusion::catalog::{
-    CatalogProvider, MemoryCatalogProvider, MemorySchemaProvider, SchemaProvider, TableProvider,
+    CatalogProvider, MemoryCatalogProvider, MemorySchemaProvider, SchemaProvider,
 };
 use datafusion::common::Result;
-use tsql_entity_tables::{LiveSchema, ScanOptions, UpstreamError, live_tables};
+use tsql_entity_tables::{LiveSchema, ScanOptions, UnavailableSchema, UpstreamError, live_tables};
 
 use crate::cluster::Cluster;
 use crate::options::CassandraOptions;
@@ -71,7 +70,7 @@ impl CassandraSource {
                     }
                     Arc::new(schema)
                 }
-                Err(e) => Arc::new(Unreadable(e)),
+                Err(e) => Arc::new(UnavailableSchema(e)),
             };
             catalog
                 .register_schema(ks, schema)
@@ -91,31 +90,12 @@ impl CassandraSource {
                         scan.clone(),
                     ))
                 }
-                Err(e) => Arc::new(Unreadable(e)),
+                Err(e) => Arc::new(UnavailableSchema(e)),
             };
             catalog
                 .register_schema(&o.schema, schema)
                 .expect("a memory catalog accepts schemas");
         }
         Arc::new(catalog)
-    }
-}
-
-/// A schema that cannot be read now: it lists no tables, and naming one gives the reason.
-#[derive(Debug)]
-struct Unreadable(UpstreamError);
-
-#[async_trait]
-impl SchemaProvider for Unreadable {
-    fn table_names(&self) -> Vec<String> {
-        Vec::new()
-    }
-
-    async fn table(&self, _name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
-        Err(self.0.clone().into())
-    }
-
-    fn table_exist(&self, _name: &str) -> bool {
-        false
     }
 }

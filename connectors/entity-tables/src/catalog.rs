@@ -13,6 +13,26 @@ use crate::naming::NameAllocator;
 use crate::source::{EntitySource, ModelSnapshot};
 use crate::table::{EntityTable, ScanOptions};
 
+/// The schema of a source that cannot be read now: it lists no tables, and
+/// naming one of its tables gives the reason.
+#[derive(Debug)]
+pub struct UnavailableSchema(pub crate::upstream::UpstreamError);
+
+#[async_trait]
+impl SchemaProvider for UnavailableSchema {
+    fn table_names(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    async fn table(&self, _name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
+        Err(self.0.clone().into())
+    }
+
+    fn table_exist(&self, _name: &str) -> bool {
+        false
+    }
+}
+
 /// Default catalog name.
 pub const CATALOG: &str = "cyoda";
 /// Default schema name.

@@ -29,7 +29,7 @@ pub mod temporal;
 pub mod types;
 pub mod upstream;
 
-pub use catalog::{CATALOG, EntitySchema, SCHEMA};
+pub use catalog::{CATALOG, EntitySchema, SCHEMA, UnavailableSchema};
 pub use layout::{DeclaredTypes, ModelId, TableLayout};
 pub use live::{
     EnvelopePages, LiveModel, LiveRead, LiveSchema, LiveSource, live_tables, shape_of_paths,
