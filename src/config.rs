@@ -341,9 +341,7 @@ impl SourceConfig {
                 ));
             }
         }
-        if let Some(ca) = &self.tls_ca {
-            o.tls = Some(Some(ca.clone()));
-        }
+        o.tls_ca = self.tls_ca.clone();
         o.allow_filtering = self.allow_filtering.unwrap_or(false);
         if let Some(p) = self.page_size {
             o.page_size = i32::try_from(p.clamp(1, 1_000_000)).expect("clamped");

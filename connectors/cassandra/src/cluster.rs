@@ -157,8 +157,8 @@ impl Cluster {
         if let Some((user, password)) = &o.credentials {
             builder = builder.user(user, password);
         }
-        if let Some(ca) = &o.tls {
-            builder = builder.tls_context(Some(tls_config(ca.as_deref())?));
+        if let Some(ca) = &o.tls_ca {
+            builder = builder.tls_context(Some(tls_config(ca)?));
         }
         let session = tokio::time::timeout(o.connect_timeout * 2, builder.build())
             .await
@@ -335,23 +335,17 @@ impl Cluster {
     }
 }
 
-fn tls_config(ca: Option<&std::path::Path>) -> Result<Arc<rustls::ClientConfig>, UpstreamError> {
+fn tls_config(ca: &std::path::Path) -> Result<Arc<rustls::ClientConfig>, UpstreamError> {
     let bad = |m: String| UpstreamError::new(UpstreamErrorKind::Unavailable, m);
     let mut roots = rustls::RootCertStore::empty();
-    if let Some(path) = ca {
-        let pem = std::fs::read(path)
-            .map_err(|e| bad(format!("cannot read tls_ca {}: {e}", path.display())))?;
-        for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
-            let cert =
-                cert.map_err(|e| bad(format!("tls_ca {} is not PEM: {e}", path.display())))?;
-            roots
-                .add(cert)
-                .map_err(|e| bad(format!("tls_ca {}: {e}", path.display())))?;
-        }
-    } else {
-        return Err(bad(
-            "TLS to Cassandra needs `tls_ca`: the PEM file of the CA that signed the nodes' certificates".into(),
-        ));
+    use rustls::pki_types::{CertificateDer, pem::PemObject};
+    let certs = CertificateDer::pem_file_iter(ca)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| bad(format!("cannot read tls_ca {} as PEM: {e}", ca.display())))?;
+    for cert in certs {
+        roots
+            .add(cert)
+            .map_err(|e| bad(format!("tls_ca {}: {e}", ca.display())))?;
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider)

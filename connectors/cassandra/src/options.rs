@@ -22,8 +22,8 @@ pub struct CassandraOptions {
     pub connect_timeout: Duration,
     /// Password authentication, when set.
     pub credentials: Option<(String, String)>,
-    /// TLS: `Some(None)` trusts the system roots, `Some(Some(ca))` the CA in that PEM file.
-    pub tls: Option<Option<PathBuf>>,
+    /// TLS to the nodes, trusting the CA in this PEM file.
+    pub tls_ca: Option<PathBuf>,
     /// Allow filters on non-key columns to be sent with `ALLOW FILTERING`.
     pub allow_filtering: bool,
     /// How long table metadata is reused before it is read again (default 2 s).
@@ -50,7 +50,7 @@ impl CassandraOptions {
             request_timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(5),
             credentials: None,
-            tls: None,
+            tls_ca: None,
             allow_filtering: false,
             metadata_ttl: Duration::from_secs(2),
             page_size: 5000,
