@@ -5,7 +5,9 @@ again, errors with Trino's names, cancellation, logins."""
 
 import base64
 import json
+import os
 import socket
+import subprocess
 import urllib.error
 import urllib.request
 
@@ -20,6 +22,20 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def maven_jar(artifact, file_name, cache):
+    """`artifact` (group:id:version[:type:classifier]) copied by Maven itself
+    into ~/.cache/<cache> once (outside the clone, re-used); its path."""
+    out = os.path.expanduser(os.path.join("~", ".cache", cache))
+    jar = os.path.join(out, file_name)
+    if not os.path.exists(jar):
+        run = subprocess.run(["mvn", "-B", "-q", "-Dstyle.color=never",
+                              "org.apache.maven.plugins:maven-dependency-plugin:3.6.1:copy",
+                              f"-Dartifact={artifact}", f"-DoutputDirectory={out}"],
+                             capture_output=True, text=True, timeout=600)
+        assert run.returncode == 0 and os.path.exists(jar), run.stdout + run.stderr
+    return jar
 
 
 class TrinoServer:

@@ -9,22 +9,15 @@ import subprocess
 
 import pytest
 
-from test_trino import TrinoServer, flight_rows
+from test_trino import TrinoServer, flight_rows, maven_jar
 
 VERSION = os.environ.get("TRINO_CLI_VERSION", "476")
 
 
 @pytest.fixture(scope="module")
 def cli():
-    out = os.path.expanduser(os.path.join("~", ".cache", "tsql-trino-cli"))
-    jar = os.path.join(out, f"trino-cli-{VERSION}-executable.jar")
-    if not os.path.exists(jar):
-        run = subprocess.run(["mvn", "-B", "-q", "-Dstyle.color=never",
-                              "org.apache.maven.plugins:maven-dependency-plugin:3.6.1:copy",
-                              f"-Dartifact=io.trino:trino-cli:{VERSION}:jar:executable", f"-DoutputDirectory={out}"],
-                             capture_output=True, text=True, timeout=600)
-        assert run.returncode == 0 and os.path.exists(jar), run.stdout + run.stderr
-    return jar
+    return maven_jar(f"io.trino:trino-cli:{VERSION}:jar:executable", f"trino-cli-{VERSION}-executable.jar",
+                     "tsql-trino-cli")
 
 
 @pytest.fixture(scope="module")

@@ -8,22 +8,14 @@ import subprocess
 import pytest
 
 from conftest import ROOT
-from test_trino import TrinoServer
+from test_trino import TrinoServer, maven_jar
 
 VERSION = os.environ.get("TRINO_JDBC_VERSION", "476")
 
 
 def driver_jar():
-    """The driver jar (self-contained), copied by Maven into a cache outside the clone."""
-    out = os.path.expanduser(os.path.join("~", ".cache", "tsql-trino-jdbc"))
-    jar = os.path.join(out, f"trino-jdbc-{VERSION}.jar")
-    if not os.path.exists(jar):
-        run = subprocess.run(["mvn", "-B", "-q", "-Dstyle.color=never",
-                              "org.apache.maven.plugins:maven-dependency-plugin:3.6.1:copy",
-                              f"-Dartifact=io.trino:trino-jdbc:{VERSION}", f"-DoutputDirectory={out}"],
-                             capture_output=True, text=True, timeout=600)
-        assert run.returncode == 0 and os.path.exists(jar), run.stdout + run.stderr
-    return jar
+    """The driver jar (self-contained)."""
+    return maven_jar(f"io.trino:trino-jdbc:{VERSION}", f"trino-jdbc-{VERSION}.jar", "tsql-trino-jdbc")
 
 
 @pytest.fixture(scope="module")
