@@ -352,12 +352,9 @@ impl Engine {
     pub fn catalogs_of(&self, sql: &str, default_catalog: &str) -> Option<Vec<String>> {
         use datafusion::sql::parser::Statement as Parsed;
         use datafusion::sql::sqlparser::ast::Statement;
+        let statement = self.parse(sql).ok()?;
         let state = self.ctx.state_ref();
         let state = state.read();
-        let dialect = state.config().options().sql_parser.dialect;
-        let statement = state
-            .sql_to_statement(&fetch_first_as_limit(&number_placeholders(sql)), &dialect)
-            .ok()?;
         if !matches!(&statement, Parsed::Statement(s) if matches!(s.as_ref(), Statement::Query(_)))
         {
             return None;
@@ -585,14 +582,31 @@ impl Engine {
         self.bad_records.summary()
     }
 
+    /// `sql` parsed in the engine's dialect, `?` parameters numbered and
+    /// Trino's syntax rewritten (`crate::trino_functions::rewrite`).
+    fn parse(&self, sql: &str) -> Result<datafusion::sql::parser::Statement> {
+        let state = self.ctx.state_ref();
+        let state = state.read();
+        let dialect = state.config().options().sql_parser.dialect;
+        let mut statement = state.sql_to_statement(&number_placeholders(sql), &dialect)?;
+        crate::trino_functions::rewrite(&mut statement);
+        Ok(statement)
+    }
+
     /// Plans `sql`. tsql is read-only: DDL, DML and `SET` statements are refused.
     pub async fn plan(&self, sql: &str) -> Result<DataFrame> {
         let options = SQLOptions::new()
             .with_allow_ddl(false)
             .with_allow_dml(false)
             .with_allow_statements(false);
-        let sql = fetch_first_as_limit(&number_placeholders(sql));
-        self.ctx.sql_with_options(&sql, options).await.map_err(|e| {
+        let planned = async {
+            let statement = self.parse(sql)?;
+            let state = self.ctx.state();
+            let plan = state.statement_to_plan(statement).await?;
+            options.verify_plan(&plan)?;
+            self.ctx.execute_logical_plan(plan).await
+        };
+        planned.await.map_err(|e| {
             let msg = e.to_string();
             if msg.contains("not supported") && (msg.contains("DDL") || msg.contains("DML") || msg.contains("Statement")) {
                 DataFusionError::Plan(format!("{msg}\nhint: tsql is read-only; it answers queries (SELECT, SHOW, DESCRIBE, EXPLAIN)"))
@@ -606,25 +620,6 @@ impl Engine {
     pub async fn execute(&self, sql: &str) -> Result<SendableRecordBatchStream> {
         let df = self.plan(sql).await?;
         df.execute_stream().await.map_err(explain)
-    }
-}
-
-/// A statement ending in standard SQL's `FETCH FIRST|NEXT n ROW[S] ONLY`
-/// (what Trino users and BI tools write) with `LIMIT n` instead, which the
-/// engine plans; anything else as it is.
-pub fn fetch_first_as_limit(sql: &str) -> String {
-    static FETCH: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
-    let re = FETCH.get_or_init(|| {
-        regex::Regex::new(r"(?is)\s+FETCH\s+(?:FIRST|NEXT)\s+(\d+)\s+ROWS?\s+ONLY\s*;?\s*$")
-            .expect("a valid pattern")
-    });
-    match re.captures(sql) {
-        Some(c) => format!(
-            "{} LIMIT {}",
-            &sql[..c.get(0).expect("whole match").start()],
-            &c[1]
-        ),
-        None => sql.to_string(),
     }
 }
 

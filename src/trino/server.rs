@@ -223,7 +223,7 @@ impl FrontEnd {
             (Method::GET, ["v1", "info"]) => reply(
                 StatusCode::OK,
                 &json!({
-                    "nodeVersion": {"version": format!("476-tsql-{}", env!("CARGO_PKG_VERSION"))},
+                    "nodeVersion": {"version": crate::trino_functions::server_version()},
                     "environment": "tsql",
                     "coordinator": true,
                     "starting": false,

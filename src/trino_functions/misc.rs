@@ -19,7 +19,8 @@ use super::udf;
 
 pub(super) fn functions() -> Vec<ScalarUDF> {
     vec![
-        udf(CurrentTimezone::new()),
+        udf(Constant::new("current_timezone", "UTC".into())),
+        udf(Constant::new("version", server_version())),
         udf(If::new()),
         udf(Split::new()),
         udf(RegexpExtract::new()),
@@ -306,24 +307,36 @@ impl ScalarUDFImpl for TypeOf {
     }
 }
 
-/// `current_timezone()`: the session's time zone — always `UTC` in tsql
-/// (instants are UTC; `X-Trino-Time-Zone` is not applied yet).
+/// The version tsql reports to clients (`version()`, Trino's `/v1/info`):
+/// the Trino release whose protocol it speaks, then its own version, so
+/// clients that read a leading number see a Trino they know.
+pub fn server_version() -> String {
+    format!("476-tsql-{}", env!("CARGO_PKG_VERSION"))
+}
+
+/// A function of no arguments with a fixed text: `current_timezone()` is
+/// always `UTC` in tsql (instants are UTC; `X-Trino-Time-Zone` is not
+/// applied yet), `version()` is [`server_version`].
 #[derive(Debug, PartialEq, Eq, Hash)]
-struct CurrentTimezone {
+struct Constant {
+    name: &'static str,
+    value: String,
     signature: Signature,
 }
 
-impl CurrentTimezone {
-    fn new() -> Self {
-        CurrentTimezone {
+impl Constant {
+    fn new(name: &'static str, value: String) -> Self {
+        Constant {
+            name,
+            value,
             signature: Signature::nullary(Volatility::Stable),
         }
     }
 }
 
-impl ScalarUDFImpl for CurrentTimezone {
+impl ScalarUDFImpl for Constant {
     fn name(&self) -> &str {
-        "current_timezone"
+        self.name
     }
     fn signature(&self) -> &Signature {
         &self.signature
@@ -332,6 +345,8 @@ impl ScalarUDFImpl for CurrentTimezone {
         Ok(DataType::Utf8)
     }
     fn invoke_with_args(&self, _args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some("UTC".into()))))
+        Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(
+            self.value.clone(),
+        ))))
     }
 }

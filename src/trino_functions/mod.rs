@@ -1,14 +1,23 @@
-//! SQL functions that analysts and BI tools write against Trino, for every
-//! front end (Flight SQL now, the Trino protocol later): date and time parts
-//! and arithmetic, ISO-8601 and Unix time, JSON text, `if`, `split`,
-//! `regexp_extract`, `typeof`, and the aggregates `count_if`, `max_by`,
-//! `min_by`, `arbitrary`, `approx_percentile`. DataFusion already has most of the rest
-//! (`date_trunc`, `regexp_like`, `strpos`, `approx_distinct`, …).
+//! SQL functions and syntax that analysts and BI tools write against Trino,
+//! for every front end (Flight SQL and the Trino protocol): date and time
+//! parts, arithmetic and formats, ISO-8601 and Unix time, JSON text, `if`,
+//! `split`, `regexp_extract`, `typeof`, `version`, `element_at`, `contains`,
+//! the aggregates `count_if`, `max_by`, `min_by`, `arbitrary`,
+//! `approx_percentile`, and [`rewrite`] for `try`, `UNNEST … WITH
+//! ORDINALITY`, `LIKE … ESCAPE`, zoned timestamp literals and `FETCH FIRST`.
+//! DataFusion already has most of the rest (`date_trunc`, `regexp_like`,
+//! `strpos`, `approx_distinct`, …).
 
 mod aggregates;
+mod collections;
+mod formats;
 mod json;
 pub(crate) mod misc;
+mod syntax;
 mod temporal;
+
+pub use misc::server_version;
+pub use syntax::rewrite;
 
 use std::sync::Arc;
 
@@ -21,6 +30,8 @@ pub fn register(ctx: &SessionContext) {
         .into_iter()
         .chain(json::functions())
         .chain(misc::functions())
+        .chain(collections::functions())
+        .chain(formats::functions())
         .collect();
     for f in udfs {
         ctx.register_udf(f);

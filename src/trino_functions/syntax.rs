@@ -1,0 +1,464 @@
+//! Trino SQL that the engine's parser reads but its planner does not, turned
+//! into equivalent SQL before planning (for every front end):
+//!
+//! - `FETCH FIRST|NEXT n ROW[S] ONLY` → `LIMIT n` (at any query level);
+//! - `LIKE p ESCAPE 'c'` with a literal pattern → the same pattern escaped
+//!   with the engine's backslash;
+//! - `TIMESTAMP '… UTC'` (a zone or offset after the time) → a `timestamp(6)
+//!   with time zone` at that instant;
+//! - `try(x)` → `x` with its divisions and modulos by zero and its casts
+//!   giving NULL (the errors `try` exists for in practice);
+//! - `UNNEST(a, …) [WITH ORDINALITY] AS t(x, …, n)`, alone or after
+//!   `CROSS JOIN` / a comma (reading columns of the table before it) → the
+//!   engine's `unnest()` in a sub-query that keeps that table's columns.
+
+use datafusion::sql::parser::Statement as Parsed;
+use datafusion::sql::sqlparser::ast::{
+    BinaryOperator, CastKind, DataType, Expr, FunctionArg, FunctionArgExpr, FunctionArguments,
+    Ident, JoinOperator, LimitClause, Query, SetExpr, Statement, TableFactor, TableWithJoins,
+    TimezoneInfo, Value, VisitMut, VisitorMut, visit_expressions_mut,
+};
+use datafusion::sql::sqlparser::dialect::GenericDialect;
+use datafusion::sql::sqlparser::parser::Parser;
+use std::ops::ControlFlow;
+
+/// Rewrites the Trino-only syntax in `statement` (and in an `EXPLAIN`'s
+/// statement) into SQL the engine plans.
+pub fn rewrite(statement: &mut Parsed) {
+    match statement {
+        Parsed::Statement(s) => rewrite_statement(s),
+        Parsed::Explain(e) => rewrite(&mut e.statement),
+        _ => {}
+    }
+}
+
+fn rewrite_statement(statement: &mut Statement) {
+    let _ = statement.visit(&mut Queries);
+    let _ = visit_expressions_mut(statement, |e| {
+        rewrite_expr(e);
+        ControlFlow::<()>::Continue(())
+    });
+}
+
+/// Visits every query (sub-queries included) after its parts.
+struct Queries;
+
+impl VisitorMut for Queries {
+    type Break = ();
+
+    fn post_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
+        fetch_as_limit(query);
+        unnest_in(&mut query.body);
+        ControlFlow::Continue(())
+    }
+}
+
+fn fetch_as_limit(query: &mut Query) {
+    let Some(fetch) = &query.fetch else { return };
+    if fetch.with_ties || fetch.percent {
+        return;
+    }
+    let Some(n) = fetch.quantity.clone() else {
+        return;
+    };
+    match &mut query.limit_clause {
+        None => {
+            query.limit_clause = Some(LimitClause::LimitOffset {
+                limit: Some(n),
+                offset: None,
+                limit_by: vec![],
+            })
+        }
+        Some(LimitClause::LimitOffset {
+            limit: limit @ None,
+            ..
+        }) => *limit = Some(n),
+        Some(_) => return,
+    }
+    query.fetch = None;
+}
+
+fn rewrite_expr(e: &mut Expr) {
+    match e {
+        Expr::Like {
+            pattern,
+            escape_char,
+            ..
+        }
+        | Expr::ILike {
+            pattern,
+            escape_char,
+            ..
+        } => {
+            if let Some(escaped) =
+                backslash_escaped(pattern, escape_char.as_ref().map(|v| &v.value))
+            {
+                **pattern = escaped;
+                *escape_char = None;
+            }
+        }
+        Expr::TypedString(t) => {
+            if let (DataType::Timestamp(None, TimezoneInfo::None), Some(text)) =
+                (&t.data_type, t.value.value.clone().into_string())
+            {
+                if has_zone(&text) {
+                    *e = parse_expr(&format!(
+                        "arrow_cast('{}', 'Timestamp(Microsecond, Some(\"UTC\"))')",
+                        text.replace('\'', "''")
+                    ));
+                }
+            }
+        }
+        Expr::Function(f) if f.name.to_string().eq_ignore_ascii_case("try") => {
+            if let FunctionArguments::List(list) = &f.args {
+                if let [FunctionArg::Unnamed(FunctionArgExpr::Expr(inner))] = list.args.as_slice() {
+                    let mut inner = inner.clone();
+                    let _ = visit_expressions_mut(&mut inner, |x| {
+                        null_instead_of_error(x);
+                        ControlFlow::<()>::Continue(())
+                    });
+                    *e = Expr::Nested(Box::new(inner));
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The pattern with `escape` replaced by the backslash the engine uses;
+/// `None` when nothing is to change or the pattern is not a literal.
+fn backslash_escaped(pattern: &Expr, escape: Option<&Value>) -> Option<Expr> {
+    let escape = match escape? {
+        Value::SingleQuotedString(s) => s.chars().collect::<Vec<_>>(),
+        _ => return None,
+    };
+    let [escape] = escape.as_slice() else {
+        return None;
+    };
+    let Expr::Value(v) = pattern else { return None };
+    let Value::SingleQuotedString(p) = &v.value else {
+        return None;
+    };
+    let mut out = String::with_capacity(p.len() + 4);
+    let mut chars = p.chars();
+    while let Some(c) = chars.next() {
+        if c == *escape {
+            out.push('\\');
+            out.extend(chars.next());
+        } else if c == '\\' {
+            out.push_str("\\\\");
+        } else {
+            out.push(c);
+        }
+    }
+    Some(Expr::value(Value::SingleQuotedString(out)))
+}
+
+/// Whether a timestamp literal's text ends in a zone name or offset.
+fn has_zone(text: &str) -> bool {
+    static ZONE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    ZONE.get_or_init(|| {
+        regex::Regex::new(r"(?i)\d(\s*(Z|[+-]\d{1,2}(:?\d{2})?)|\s+[A-Z][A-Z0-9_/+-]*)$")
+            .expect("a valid pattern")
+    })
+    .is_match(text.trim())
+}
+
+/// Inside `try(…)`: division and modulo by zero give NULL, casts give NULL
+/// for values that do not convert.
+fn null_instead_of_error(e: &mut Expr) {
+    match e {
+        Expr::BinaryOp {
+            op: BinaryOperator::Divide | BinaryOperator::Modulo,
+            right,
+            ..
+        } => {
+            **right = parse_expr(&format!("nullif({right}, 0)"));
+        }
+        Expr::Cast { kind, .. } if matches!(kind, CastKind::Cast | CastKind::DoubleColon) => {
+            *kind = CastKind::TryCast;
+        }
+        _ => {}
+    }
+}
+
+/// Rewrites the `UNNEST` relations of every `SELECT` in `body`.
+fn unnest_in(body: &mut SetExpr) {
+    match body {
+        SetExpr::Select(select) => {
+            let mut renames = Vec::new();
+            // `FROM a, UNNEST(a.x) AS t(y)`: one relation with a join.
+            let mut i = 1;
+            while i < select.from.len() {
+                if is_unnest(&select.from[i].relation)
+                    && select.from[i].joins.is_empty()
+                    && select.from[i - 1].joins.is_empty()
+                {
+                    let right = select.from.remove(i);
+                    let left = &mut select.from[i - 1];
+                    left.joins.push(datafusion::sql::sqlparser::ast::Join {
+                        relation: right.relation,
+                        global: false,
+                        join_operator: JoinOperator::CrossJoin(
+                            datafusion::sql::sqlparser::ast::JoinConstraint::None,
+                        ),
+                    });
+                } else {
+                    i += 1;
+                }
+            }
+            for from in &mut select.from {
+                lateral_unnests(from, &mut renames);
+                if from.joins.is_empty() && is_unnest(&from.relation) {
+                    if let Some(table) = standalone_unnest(&from.relation) {
+                        from.relation = table;
+                    }
+                }
+            }
+            if !renames.is_empty() {
+                let _ = visit_expressions_mut(&mut **select, |e| {
+                    if let Expr::CompoundIdentifier(parts) = e {
+                        if let [q, _] = parts.as_mut_slice() {
+                            if let Some((_, to)) =
+                                renames.iter().find(|(from, _)| ident_eq(from, q))
+                            {
+                                *q = to.clone();
+                            }
+                        }
+                    }
+                    ControlFlow::<()>::Continue(())
+                });
+            }
+        }
+        SetExpr::SetOperation { left, right, .. } => {
+            unnest_in(left);
+            unnest_in(right);
+        }
+        _ => {}
+    }
+}
+
+fn ident_eq(a: &Ident, b: &Ident) -> bool {
+    a.value.eq_ignore_ascii_case(&b.value)
+}
+
+fn is_unnest(t: &TableFactor) -> bool {
+    matches!(t, TableFactor::UNNEST { .. })
+}
+
+/// `R CROSS JOIN UNNEST(e…) AS t(c…)` (or `JOIN … ON TRUE`) at the start of
+/// `from` → `(SELECT r.*, unnest(e) AS c, … FROM R AS r) AS r`, noting that
+/// `t.c` is now `r.c`.
+fn lateral_unnests(from: &mut TableWithJoins, renames: &mut Vec<(Ident, Ident)>) {
+    while let Some(join) = from.joins.first() {
+        let cross = match &join.join_operator {
+            JoinOperator::CrossJoin(_) => true,
+            JoinOperator::Join(c) | JoinOperator::Inner(c) => matches!(
+                c,
+                datafusion::sql::sqlparser::ast::JoinConstraint::On(Expr::Value(v))
+                    if v.value == Value::Boolean(true)
+            ),
+            _ => false,
+        };
+        if !cross || !is_unnest(&join.relation) {
+            return;
+        }
+        let Some(outer) = relation_name(&from.relation) else {
+            return;
+        };
+        let TableFactor::UNNEST {
+            alias,
+            array_exprs,
+            with_ordinality,
+            ..
+        } = &join.relation
+        else {
+            return;
+        };
+        let columns = unnest_columns(array_exprs, *with_ordinality, alias.as_ref());
+        let mut relation = from.relation.clone();
+        set_alias(&mut relation, &outer);
+        let sql = format!("(SELECT {outer}.*, {columns} FROM {relation}) AS {outer}");
+        let Some(table) = parse_table(&sql) else {
+            return;
+        };
+        if let Some(a) = alias {
+            renames.push((a.name.clone(), outer.clone()));
+        }
+        from.relation = table;
+        from.joins.remove(0);
+    }
+}
+
+/// `UNNEST(e…) WITH ORDINALITY AS t(c…, n)` on its own → a sub-query.
+fn standalone_unnest(t: &TableFactor) -> Option<TableFactor> {
+    let TableFactor::UNNEST {
+        alias,
+        array_exprs,
+        with_ordinality: true,
+        ..
+    } = t
+    else {
+        return None;
+    };
+    let name = alias
+        .as_ref()
+        .map(|a| a.name.to_string())
+        .unwrap_or_else(|| "unnest".into());
+    let columns = unnest_columns(array_exprs, true, alias.as_ref());
+    parse_table(&format!("(SELECT {columns}) AS {name}"))
+}
+
+/// `unnest(e1) AS c1, …[, unnest(range(1, n + 1)) AS ordinality]`: names
+/// from the alias's column list, else `t`/`unnest` for a single array and
+/// `t_1`… for several.
+fn unnest_columns(
+    arrays: &[Expr],
+    ordinality: bool,
+    alias: Option<&datafusion::sql::sqlparser::ast::TableAlias>,
+) -> String {
+    let base = alias
+        .map(|a| a.name.value.clone())
+        .unwrap_or_else(|| "unnest".into());
+    let named = |i: usize| -> String {
+        match alias.and_then(|a| a.columns.get(i)) {
+            Some(c) => c.name.to_string(),
+            None if arrays.len() == 1 && i == 0 => Ident::new(base.clone()).to_string(),
+            None if i == arrays.len() => Ident::new("ordinality").to_string(),
+            None => Ident::new(format!("{base}_{}", i + 1)).to_string(),
+        }
+    };
+    let mut out: Vec<String> = arrays
+        .iter()
+        .enumerate()
+        .map(|(i, a)| format!("unnest({a}) AS {}", named(i)))
+        .collect();
+    if ordinality {
+        let longest = match arrays {
+            [one] => format!("CAST(cardinality({one}) AS BIGINT)"),
+            many => format!(
+                "greatest({})",
+                many.iter()
+                    .map(|a| format!("coalesce(CAST(cardinality({a}) AS BIGINT), 0)"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
+        out.push(format!(
+            "unnest(range(1, {longest} + 1)) AS {}",
+            named(arrays.len())
+        ));
+    }
+    out.join(", ")
+}
+
+/// The name a relation's columns are qualified with: its alias, else the
+/// table's own (last) name.
+fn relation_name(t: &TableFactor) -> Option<Ident> {
+    match t {
+        TableFactor::Table { alias: Some(a), .. } | TableFactor::Derived { alias: Some(a), .. } => {
+            Some(a.name.clone())
+        }
+        TableFactor::Table {
+            name, alias: None, ..
+        } => name.0.last().and_then(|p| p.as_ident()).cloned(),
+        _ => None,
+    }
+}
+
+fn set_alias(t: &mut TableFactor, name: &Ident) {
+    if let TableFactor::Table { alias, .. } | TableFactor::Derived { alias, .. } = t {
+        if alias.is_none() {
+            *alias = Some(datafusion::sql::sqlparser::ast::TableAlias {
+                explicit: true,
+                name: name.clone(),
+                columns: vec![],
+                at: None,
+            });
+        }
+    }
+}
+
+fn parse_expr(sql: &str) -> Expr {
+    Parser::new(&GenericDialect {})
+        .try_with_sql(sql)
+        .and_then(|mut p| p.parse_expr())
+        .unwrap_or_else(|e| panic!("tsql builds valid SQL ({sql}): {e}"))
+}
+
+fn parse_table(sql: &str) -> Option<TableFactor> {
+    Parser::new(&GenericDialect {})
+        .try_with_sql(sql)
+        .and_then(|mut p| p.parse_table_factor())
+        .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rewritten(sql: &str) -> String {
+        let mut s = Parser::parse_sql(&GenericDialect {}, sql)
+            .unwrap()
+            .remove(0);
+        rewrite_statement(&mut s);
+        s.to_string()
+    }
+
+    #[test]
+    fn fetch_first_becomes_limit_at_every_level() {
+        assert_eq!(
+            rewritten(
+                "SELECT * FROM (SELECT a FROM t FETCH FIRST 2 ROWS ONLY) x FETCH NEXT 1 ROW ONLY"
+            ),
+            "SELECT * FROM (SELECT a FROM t LIMIT 2) x LIMIT 1"
+        );
+        assert_eq!(
+            rewritten("SELECT a FROM t OFFSET 3 ROWS FETCH FIRST 2 ROWS ONLY"),
+            "SELECT a FROM t LIMIT 2 OFFSET 3 ROWS"
+        );
+    }
+
+    #[test]
+    fn like_escape_becomes_backslash() {
+        assert_eq!(
+            rewritten(r"SELECT a LIKE 'x!%\y' ESCAPE '!'"),
+            r"SELECT a LIKE 'x\%\\y'"
+        );
+    }
+
+    #[test]
+    fn zoned_timestamp_literals_become_utc_instants() {
+        assert!(
+            rewritten("SELECT TIMESTAMP '2024-01-02 03:04:05 UTC'")
+                .contains("arrow_cast('2024-01-02 03:04:05 UTC'")
+        );
+        assert!(rewritten("SELECT TIMESTAMP '2024-01-02 03:04:05+02:00'").contains("arrow_cast"));
+        assert_eq!(
+            rewritten("SELECT TIMESTAMP '2024-01-02 03:04:05'"),
+            "SELECT TIMESTAMP '2024-01-02 03:04:05'"
+        );
+    }
+
+    #[test]
+    fn try_nulls_division_by_zero_and_casts() {
+        assert_eq!(
+            rewritten("SELECT try(a / b + CAST(c AS INT))"),
+            "SELECT (a / nullif(b, 0) + TRY_CAST(c AS INT))"
+        );
+    }
+
+    #[test]
+    fn lateral_unnest_keeps_the_outer_columns() {
+        assert_eq!(
+            rewritten(
+                "SELECT o.id, t.tag, t.n FROM orders o CROSS JOIN UNNEST(o.tags) WITH ORDINALITY AS t(tag, n)"
+            ),
+            "SELECT o.id, o.tag, o.n FROM (SELECT o.*, unnest(o.tags) AS tag, unnest(range(1, CAST(cardinality(o.tags) AS BIGINT) + 1)) AS n FROM orders o) AS o"
+        );
+        assert_eq!(
+            rewritten("SELECT tag FROM orders, UNNEST(tags) AS t(tag)"),
+            "SELECT tag FROM (SELECT orders.*, unnest(tags) AS tag FROM orders AS orders) AS orders"
+        );
+    }
+}
