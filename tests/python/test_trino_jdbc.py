@@ -104,9 +104,13 @@ def demo_schema():
 
 
 @pytest.fixture(scope="module")
-def schema_file(tmp_path_factory):
+def schema_file(tmp_path_factory, demo):
+    """The demo tables for TrinoJdbcCheck: table, column, type (tsql schema)
+    and whether it can be null (information_schema over Flight SQL)."""
+    nullable = {(t, c): n for t, c, n in flight_rows(
+        demo, "SELECT table_name, column_name, is_nullable FROM information_schema.columns WHERE table_schema = 'entities'")}
     path = tmp_path_factory.mktemp("schema") / "demo.tsv"
-    path.write_text("".join(f"{t}\t{c}\t{ty}\n" for t, c, ty in demo_schema()))
+    path.write_text("".join(f"{t}\t{c}\t{ty}\t{nullable[(t, c)]}\n" for t, c, ty in demo_schema()))
     return str(path)
 
 

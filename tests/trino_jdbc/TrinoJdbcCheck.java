@@ -7,7 +7,8 @@
 //   basic                  queries, a PreparedStatement, errors, cancel
 //   metadata SCHEMA_FILE   every DatabaseMetaData method (SCHEMA_FILE: the
 //                          demo tables from `tsql schema --demo`, one
-//                          "table<TAB>column<TAB>TYPE" line per column)
+//                          "table<TAB>column<TAB>TYPE<TAB>YES|NO" line per
+//                          column, the last field whether it can be null)
 //   values SCHEMA_FILE     every demo table read with getObject and the typed
 //                          getters, ResultSetMetaData; prints each row as a
 //                          "ROW" line that the Python side compares with the
@@ -59,7 +60,8 @@ public class TrinoJdbcCheck {
     static List<String> newQueries() {
         List<String> out = new ArrayList<>();
         try (Connection c = connect(""); Statement s = c.createStatement();
-             ResultSet r = s.executeQuery("SELECT query_id, state, sql, error FROM system.runtime.queries ORDER BY started")) {
+             ResultSet r = s.executeQuery(System.getProperty("queries",
+                     "SELECT query_id, state, sql, error FROM system.runtime.queries ORDER BY started"))) {
             while (r.next()) {
                 String id = r.getString(1);
                 String sql = r.getString(3);
@@ -138,6 +140,9 @@ public class TrinoJdbcCheck {
 
     // ----------------------------------------------------------------- demo schema
 
+    /** "table.column" -> YES or NO (the schema file's fourth field: tsql's information_schema.columns.is_nullable). */
+    static Map<String, String> nullable = new HashMap<>();
+
     /** table -> ordered column -> tsql type (upper case, as `tsql schema` prints it). */
     static LinkedHashMap<String, LinkedHashMap<String, String>> schema(String file) throws Exception {
         LinkedHashMap<String, LinkedHashMap<String, String>> out = new LinkedHashMap<>();
@@ -145,6 +150,7 @@ public class TrinoJdbcCheck {
             if (line.isBlank()) continue;
             String[] f = line.split("\t");
             out.computeIfAbsent(f[0], k -> new LinkedHashMap<>()).put(f[1], f[2]);
+            if (f.length > 3) nullable.put(f[0] + "." + f[1], f[3]);
         }
         return out;
     }
@@ -453,15 +459,22 @@ public class TrinoJdbcCheck {
                             String trinoType = trinoTypes.get(col);
                             List<Object> got = Arrays.asList(r.getString("TABLE_CAT"), r.getString("TABLE_SCHEM"), r.getString("TABLE_NAME"),
                                     r.getInt("DATA_TYPE"), r.getString("TYPE_NAME"), r.getObject("COLUMN_SIZE"), r.getObject("DECIMAL_DIGITS"),
-                                    r.getObject("NUM_PREC_RADIX"), r.getInt("NULLABLE"), r.getInt("ORDINAL_POSITION"), r.getString("IS_NULLABLE"));
+                                    r.getObject("NUM_PREC_RADIX"), r.getInt("NULLABLE"), r.getInt("ORDINAL_POSITION"), r.getString("IS_NULLABLE"),
+                                    r.getObject("BUFFER_LENGTH"), r.getObject("CHAR_OCTET_LENGTH"), r.getString("REMARKS"), r.getString("COLUMN_DEF"));
                             Integer size = trinoColumnSize(trinoType);
                             Integer digits = trinoDecimalDigits(trinoType);
                             Integer radix = trinoRadix(trinoType);
+                            // Trino 476's system.jdbc.columns: NULLABLE and IS_NULLABLE from the column's nullability,
+                            // BUFFER_LENGTH 0, CHAR_OCTET_LENGTH the varchar length (unbounded: 2147483647), no REMARKS.
+                            String isNullable = nullable.getOrDefault(table.getKey() + "." + col, "YES");
                             List<Object> want = Arrays.asList("cyoda", "entities", table.getKey(), jdbcType(tsqlType), trinoType,
                                     size == null ? null : (Object) size.longValue(), digits == null ? null : (Object) digits.longValue(),
-                                    radix == null ? null : (Object) radix.longValue(), DatabaseMetaData.columnNullableUnknown, position, "");
+                                    radix == null ? null : (Object) radix.longValue(),
+                                    isNullable.equals("YES") ? DatabaseMetaData.columnNullable : DatabaseMetaData.columnNoNulls, position, isNullable,
+                                    0L, trinoType.equals("varchar") ? (Object) (long) Integer.MAX_VALUE : null, null, null);
                             String[] fields = {"TABLE_CAT", "TABLE_SCHEM", "TABLE_NAME", "DATA_TYPE", "TYPE_NAME", "COLUMN_SIZE",
-                                    "DECIMAL_DIGITS", "NUM_PREC_RADIX", "NULLABLE", "ORDINAL_POSITION", "IS_NULLABLE"};
+                                    "DECIMAL_DIGITS", "NUM_PREC_RADIX", "NULLABLE", "ORDINAL_POSITION", "IS_NULLABLE", "BUFFER_LENGTH",
+                                    "CHAR_OCTET_LENGTH", "REMARKS", "COLUMN_DEF"};
                             for (int f = 0; f < fields.length; f++) {
                                 if (!Objects.equals(got.get(f), want.get(f))) wrong.add(col + "." + fields[f] + " " + got.get(f) + " (want " + want.get(f) + ")");
                             }
@@ -493,13 +506,31 @@ public class TrinoJdbcCheck {
                     ok(r.getInt("DATA_TYPE") >= last, "ordered by DATA_TYPE");
                     last = r.getInt("DATA_TYPE");
                 }
-                Map<String, Integer> want = Map.of("bigint", Types.BIGINT, "integer", Types.INTEGER, "double", Types.DOUBLE, "boolean", Types.BOOLEAN,
-                        "varchar", Types.VARCHAR, "date", Types.DATE, "time", Types.TIME, "timestamp with time zone", Types.TIMESTAMP_WITH_TIMEZONE,
-                        "array", Types.ARRAY, "decimal", Types.DECIMAL);
-                for (Map.Entry<String, Integer> w : want.entrySet()) eq(got.get(w.getKey()), w.getValue(), "DATA_TYPE of " + w.getKey());
+                // As Trino 476 answers: the plain types with their java.sql.Types code, array ARRAY, and
+                // the parametric ones (varchar, decimal, time, timestamp with time zone) JAVA_OBJECT.
+                Map<String, Integer> want = new LinkedHashMap<>();
+                want.put("bigint", Types.BIGINT);
+                want.put("integer", Types.INTEGER);
+                want.put("smallint", Types.SMALLINT);
+                want.put("tinyint", Types.TINYINT);
+                want.put("double", Types.DOUBLE);
+                want.put("real", Types.REAL);
+                want.put("boolean", Types.BOOLEAN);
+                want.put("date", Types.DATE);
+                want.put("varbinary", Types.VARBINARY);
+                want.put("array", Types.ARRAY);
+                for (String parametric : List.of("varchar", "decimal", "time", "timestamp", "timestamp with time zone", "map", "row")) {
+                    want.put(parametric, Types.JAVA_OBJECT);
+                }
+                List<String> wrong = new ArrayList<>();
+                for (Map.Entry<String, Integer> w : want.entrySet()) {
+                    if (!Objects.equals(got.get(w.getKey()), w.getValue())) wrong.add(w.getKey() + " " + got.get(w.getKey()) + " (want " + w.getValue() + ")");
+                }
+                ok(wrong.isEmpty(), "DATA_TYPE of " + wrong);
             });
+            // The driver selects `null, null, null` for the reserved columns: Trino names them _col3.._col5.
             check("getProcedures", () -> emptyWithColumns(md.getProcedures(null, null, null), "PROCEDURE_CAT", "PROCEDURE_SCHEM",
-                    "PROCEDURE_NAME", "RESERVED1", "RESERVED2", "RESERVED3", "REMARKS", "PROCEDURE_TYPE", "SPECIFIC_NAME"));
+                    "PROCEDURE_NAME", "_COL3", "_COL4", "_COL5", "REMARKS", "PROCEDURE_TYPE", "SPECIFIC_NAME"));
             check("getProcedureColumns", () -> emptyWithColumns(md.getProcedureColumns(null, null, null, null), "PROCEDURE_CAT",
                     "PROCEDURE_SCHEM", "PROCEDURE_NAME", "COLUMN_NAME", "COLUMN_TYPE", "DATA_TYPE", "TYPE_NAME", "PRECISION", "LENGTH",
                     "SCALE", "RADIX", "NULLABLE", "REMARKS", "COLUMN_DEF", "SQL_DATA_TYPE", "SQL_DATETIME_SUB", "CHAR_OCTET_LENGTH",
