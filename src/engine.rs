@@ -199,6 +199,8 @@ impl Engine {
         // `CAST(x AS VARCHAR)` gives plain strings, the type results are sent
         // in, instead of string views that must be converted for clients.
         config.options_mut().sql_parser.map_string_types_to_utf8view = false;
+        // `1.25` is DECIMAL(3,2), as in Trino and standard SQL, not a DOUBLE.
+        config.options_mut().sql_parser.parse_float_as_decimal = true;
         let mut builder = SessionStateBuilder::new()
             .with_config(config)
             .with_default_features()
@@ -451,8 +453,14 @@ impl Engine {
             };
             catalogs.register_catalog(l.catalog.clone(), catalog);
         }
+        let ctx = SessionContext::new_with_state(builder.with_catalog_list(catalogs).build());
+        // Rebuilding the state registers every function again, aliases in
+        // any order (DataFusion's `date_format` alias of `to_char` could win
+        // over Trino's `date_format`): Trino's functions go in last.
+        crate::trino_functions::register(&ctx);
+        ctx.register_udf(crate::trino_functions::current_user(&caller.name));
         Engine {
-            ctx: SessionContext::new_with_state(builder.with_catalog_list(catalogs).build()),
+            ctx,
             ..self.clone()
         }
     }
@@ -595,12 +603,23 @@ impl Engine {
 
     /// Plans `sql`. tsql is read-only: DDL, DML and `SET` statements are refused.
     pub async fn plan(&self, sql: &str) -> Result<DataFrame> {
+        self.plan_adapted(sql, |_| {}).await
+    }
+
+    /// [`Engine::plan`] with the parsed statement adapted by `adapt` first
+    /// (a protocol front end's own naming or metadata shape).
+    pub async fn plan_adapted(
+        &self,
+        sql: &str,
+        adapt: impl FnOnce(&mut datafusion::sql::parser::Statement),
+    ) -> Result<DataFrame> {
         let options = SQLOptions::new()
             .with_allow_ddl(false)
             .with_allow_dml(false)
             .with_allow_statements(false);
         let planned = async {
-            let statement = self.parse(sql)?;
+            let mut statement = self.parse(sql)?;
+            adapt(&mut statement);
             let state = self.ctx.state();
             let plan = state.statement_to_plan(statement).await?;
             options.verify_plan(&plan)?;

@@ -236,7 +236,9 @@ impl Authenticator {
         }
     }
 
-    async fn bearer(&self, token: &str) -> Result<Caller, Status> {
+    /// The caller behind a bearer token: one tsql issued at a login, or a
+    /// Cyoda JWT when passthrough is on.
+    pub async fn bearer(&self, token: &str) -> Result<Caller, Status> {
         if let Some(user) = self.token_user(token) {
             return Ok(self.caller_named(&user));
         }

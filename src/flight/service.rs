@@ -89,6 +89,8 @@ pub struct TsqlFlightSql {
     auth: Arc<Authenticator>,
     sessions: Sessions,
     running: Arc<RunningQueries>,
+    /// The shared parts (query view, stoppers of every front end).
+    serving: crate::serving::Serving,
     prepared: Mutex<HashMap<Vec<u8>, Prepared>>,
     sql_info: Arc<SqlInfoData>,
     xdbc: Arc<XdbcTypeInfoData>,
@@ -108,6 +110,7 @@ impl TsqlFlightSql {
             auth: serving.auth.clone(),
             sessions: Sessions::default(),
             running: Arc::new(RunningQueries::default()),
+            serving: serving.clone(),
             prepared: Mutex::new(HashMap::new()),
             sql_info: shared_sql_info(),
             xdbc: Arc::new(xdbc_types()),
@@ -132,7 +135,7 @@ impl TsqlFlightSql {
     /// The SQL to plan for a statement the client sent: the statement itself,
     /// or, for a `kill_query` call, the kill done and the query that reports it.
     fn statement_sql(&self, caller: &Caller, sql: String) -> Result<String, Status> {
-        match kill_request(&sql) {
+        match crate::serving::kill_request(&sql) {
             Some(id) => self.kill(caller, &id),
             None => Ok(sql),
         }
@@ -142,20 +145,9 @@ impl TsqlFlightSql {
     /// caller's own, or anyone's for role `admin`) and answers with a query
     /// that reports it.
     fn kill(&self, caller: &Caller, id: &str) -> Result<String, Status> {
-        let entry = self
-            .queries
-            .find(id)
-            .filter(|e| caller.sees_all || e.user() == caller.name)
-            .ok_or_else(|| {
-                Status::not_found(format!(
-                    "no query '{id}' of yours: SELECT query_id, state FROM system.runtime.queries lists them"
-                ))
-            })?;
+        self.serving.kill(caller, id).map_err(Status::not_found)?;
+        // Refuses the execution's later DoGets too.
         self.running.cancel(id);
-        entry.end(
-            crate::queries::QueryState::Cancelled,
-            Some(format!("killed by {}", caller.name)),
-        );
         let quoted = id.replace('\'', "''");
         Ok(format!(
             "SELECT '{quoted}' AS query_id, 'cancelled' AS state"
@@ -256,12 +248,18 @@ impl TsqlFlightSql {
                 as datafusion::execution::SendableRecordBatchStream)
         });
         let registration = self.running.register(&ticket.execution, abort)?;
+        let running = self.running.clone();
+        let execution = ticket.execution.clone();
+        let stopper = self
+            .serving
+            .stoppers
+            .register(&ticket.execution, move || running.cancel(&execution));
         let batches = Box::pin(crate::admission::until_deadline(batches, admitted));
         let batches = LoggedStream::new(batches, &ticket.execution, &ticket.user, sql)
             .with_entry(entry, pool);
         let query_id = ticket.execution.clone();
         let batches = batches.map(move |b| {
-            let _running = &registration;
+            let _running = (&registration, &stopper);
             b.map_err(|e| FlightError::Tonic(Box::new(to_status_for(e, &query_id))))
         });
         let out = FlightDataEncoderBuilder::new()
@@ -435,21 +433,6 @@ impl TsqlFlightSql {
         };
         action_response(result.encode_to_vec())
     }
-}
-
-/// The query id of `CALL system.runtime.kill_query('<id>')`, if `sql` is that.
-fn kill_request(sql: &str) -> Option<String> {
-    let text = sql.trim().trim_end_matches(';').trim();
-    let head = "call system.runtime.kill_query";
-    let lower = text.to_ascii_lowercase();
-    let squeezed: String = lower.split_whitespace().collect::<Vec<_>>().join(" ");
-    if !squeezed.starts_with(head) {
-        return None;
-    }
-    let open = text.find('(')?;
-    let inner = text[open + 1..].strip_suffix(')')?.trim();
-    let id = inner.strip_prefix('\'')?.strip_suffix('\'')?;
-    Some(id.replace("''", "'"))
 }
 
 fn set_error(value: SetSessionOptionsErrorValue) -> SetSessionOptionsError {
@@ -1097,23 +1080,4 @@ fn foreign_keys_schema() -> Schema {
         Field::new("update_rule", DataType::UInt8, false),
         Field::new("delete_rule", DataType::UInt8, false),
     ])
-}
-
-#[cfg(test)]
-mod kill_tests {
-    use super::kill_request;
-
-    #[test]
-    fn kill_calls_are_recognised() {
-        assert_eq!(
-            kill_request("CALL system.runtime.kill_query('ab12');").as_deref(),
-            Some("ab12")
-        );
-        assert_eq!(
-            kill_request("  call   system.runtime.kill_query ( 'x' ) ").as_deref(),
-            Some("x")
-        );
-        assert_eq!(kill_request("SELECT kill_query('x')"), None);
-        assert_eq!(kill_request("CALL system.runtime.kill_query(x)"), None);
-    }
 }

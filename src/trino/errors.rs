@@ -35,6 +35,15 @@ pub mod codes {
     pub const FUNCTION_NOT_FOUND: Kind = kind("FUNCTION_NOT_FOUND", 6, "USER_ERROR");
     /// Division by zero.
     pub const DIVISION_BY_ZERO: Kind = kind("DIVISION_BY_ZERO", 8, "USER_ERROR");
+    /// A function's argument it cannot work with (a bad pattern, text that is not JSON).
+    pub const INVALID_FUNCTION_ARGUMENT: Kind = kind("INVALID_FUNCTION_ARGUMENT", 7, "USER_ERROR");
+    /// A number too large for its type.
+    pub const NUMERIC_VALUE_OUT_OF_RANGE: Kind =
+        kind("NUMERIC_VALUE_OUT_OF_RANGE", 19, "USER_ERROR");
+    /// A column neither grouped nor aggregated.
+    pub const EXPRESSION_NOT_AGGREGATE: Kind = kind("EXPRESSION_NOT_AGGREGATE", 73, "USER_ERROR");
+    /// A name that could mean more than one column.
+    pub const AMBIGUOUS_NAME: Kind = kind("AMBIGUOUS_NAME", 62, "USER_ERROR");
     /// A value that cannot be cast.
     pub const INVALID_CAST_ARGUMENT: Kind = kind("INVALID_CAST_ARGUMENT", 9, "USER_ERROR");
     /// Too many queries.
@@ -78,14 +87,31 @@ pub fn kind_of(e: &DataFusionError) -> Kind {
         return codes::EXCEEDED_TIME_LIMIT;
     }
     let message = e.to_string();
+    if crate::trino_functions::is_argument_error(&message) {
+        return codes::INVALID_FUNCTION_ARGUMENT;
+    }
+    if message.contains("Arithmetic overflow") || message.contains("Overflow happened") {
+        return codes::NUMERIC_VALUE_OUT_OF_RANGE;
+    }
     match class(e) {
         ErrorClass::Syntax => codes::SYNTAX_ERROR,
-        ErrorClass::NotFound if message.contains("atalog") => codes::CATALOG_NOT_FOUND,
+        _ if message.contains("No SQL statements were provided") => codes::SYNTAX_ERROR,
         ErrorClass::NotFound if message.contains("chema '") => codes::SCHEMA_NOT_FOUND,
+        ErrorClass::NotFound if message.contains("atalog") => codes::CATALOG_NOT_FOUND,
         ErrorClass::NotFound => codes::TABLE_NOT_FOUND,
         ErrorClass::Invalid if message.contains("No field named") => codes::COLUMN_NOT_FOUND,
         ErrorClass::Invalid if message.contains("Invalid function") => codes::FUNCTION_NOT_FOUND,
         ErrorClass::Invalid if message.contains("Divide by zero") => codes::DIVISION_BY_ZERO,
+        ErrorClass::Invalid
+            if message.contains("No function matches")
+                || message.contains("Failed to coerce arguments")
+                || message.contains("does not take") =>
+        {
+            codes::FUNCTION_NOT_FOUND
+        }
+        ErrorClass::Invalid if message.contains("GROUP BY") => codes::EXPRESSION_NOT_AGGREGATE,
+        ErrorClass::Invalid if message.contains("Ambiguous reference") => codes::AMBIGUOUS_NAME,
+        ErrorClass::Invalid if message.contains("non-boolean predicate") => codes::TYPE_MISMATCH,
         ErrorClass::Invalid if message.contains("ast") => codes::INVALID_CAST_ARGUMENT,
         ErrorClass::Invalid if message.contains("type") || message.contains("coerc") => {
             codes::TYPE_MISMATCH
@@ -96,6 +122,50 @@ pub fn kind_of(e: &DataFusionError) -> Kind {
         ErrorClass::BadData => codes::GENERIC_EXTERNAL,
         ErrorClass::Internal => codes::GENERIC_INTERNAL_ERROR,
     }
+}
+
+/// The Trino error of a table that is not found, told apart when its
+/// catalog or schema is what is missing (`engine` is the caller's).
+pub fn refine_not_found(kind: Kind, message: &str, engine: &crate::Engine) -> Kind {
+    if kind != codes::TABLE_NOT_FOUND {
+        return kind;
+    }
+    let Some(name) = message
+        .split("table '")
+        .nth(1)
+        .and_then(|r| r.split('\'').next())
+    else {
+        return kind;
+    };
+    let parts: Vec<&str> = name.split('.').collect();
+    let [catalog, schema, _] = parts.as_slice() else {
+        return kind;
+    };
+    match engine.context().catalog(catalog) {
+        None => codes::CATALOG_NOT_FOUND,
+        Some(c) if c.schema(schema).is_none() => codes::SCHEMA_NOT_FOUND,
+        Some(_) => kind,
+    }
+}
+
+/// A syntax error's `message` with the place it points at when the parser
+/// gave none: the end of `sql` for a statement that ends too early, the
+/// start for an empty one (Trino's errorLocation).
+pub fn with_place(message: String, sql: &str) -> String {
+    if message.contains("Line: ") {
+        return message;
+    }
+    let (line, column) = if message.contains("found: EOF") {
+        let text = sql.trim_end();
+        let line = text.lines().count().max(1);
+        let column = text.lines().last().map_or(0, |l| l.chars().count()) + 1;
+        (line, column)
+    } else if message.contains("No SQL statements") {
+        (1, 1)
+    } else {
+        return message;
+    };
+    format!("{message} at Line: {line}, Column: {column}")
 }
 
 /// `Line: L, Column: C` in a parser message, as Trino's `errorLocation`.

@@ -2,6 +2,8 @@
 //! the Python `trino` package) query tsql over HTTP, on the same engine,
 //! users, admission and query view as Flight SQL.
 
+mod describe;
+mod dialect;
 mod errors;
 mod jdbc;
 mod query;

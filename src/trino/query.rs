@@ -41,6 +41,11 @@ pub struct TrinoQuery {
     touched: std::sync::Mutex<Instant>,
     cancelled: AtomicBool,
     cancel_signal: tokio::sync::Notify,
+    /// How `kill_query` (from any front end) stops this query.
+    stopper: std::sync::OnceLock<crate::serving::StopperGuard>,
+    /// Whether this is `DESCRIBE OUTPUT` (true) or `DESCRIBE INPUT` (false)
+    /// of `sql` rather than `sql` itself.
+    describe: Option<bool>,
     created: Instant,
 }
 
@@ -59,8 +64,25 @@ enum Run {
         columns_sent: bool,
         entry: QueryEntry,
         pending: Option<RecordBatch>,
+        /// The caller's engine, kept while the query runs: the
+        /// `system.jdbc`/`system.metadata` views plan against it.
+        _engine: crate::Engine,
     },
     Done,
+}
+
+/// Trino's `stats` object of a query in `state` that made `rows` rows in
+/// `ms` milliseconds (the counters tsql does not keep are 0).
+pub fn stats_json(state: &str, rows: u64, ms: u64) -> Value {
+    json!({
+        "state": state, "queued": state == "QUEUED", "scheduled": state != "QUEUED",
+        "nodes": 1, "totalSplits": 0, "queuedSplits": 0, "runningSplits": 0, "completedSplits": 0,
+        "cpuTimeMillis": 0, "wallTimeMillis": ms, "queuedTimeMillis": 0, "elapsedTimeMillis": ms,
+        "analysisTimeMillis": 0, "planningTimeMillis": 0, "finishingTimeMillis": 0,
+        "processedRows": rows, "processedBytes": 0, "physicalInputBytes": 0,
+        "physicalInputTimeMillis": 0, "physicalWrittenBytes": 0, "internalNetworkInputBytes": 0,
+        "peakMemoryBytes": 0, "spilledBytes": 0,
+    })
 }
 
 /// A page request that cannot be answered.
@@ -89,8 +111,21 @@ impl TrinoQuery {
             touched: std::sync::Mutex::new(Instant::now()),
             cancelled: AtomicBool::new(false),
             cancel_signal: tokio::sync::Notify::new(),
+            stopper: std::sync::OnceLock::new(),
+            describe: None,
             created: Instant::now(),
         }
+    }
+
+    /// This query as `DESCRIBE OUTPUT` (`output`) or `DESCRIBE INPUT` of its statement.
+    pub fn describing(mut self, output: bool) -> Self {
+        self.describe = Some(output);
+        self
+    }
+
+    /// Keeps `guard` (how `kill_query` stops this query) while the query lives.
+    pub fn stop_with(&self, guard: crate::serving::StopperGuard) {
+        let _ = self.stopper.set(guard);
     }
 
     /// How long no client asked for this query.
@@ -142,14 +177,7 @@ impl TrinoQuery {
     }
 
     fn stats(&self, state: &str, rows: u64) -> Value {
-        let ms = self.created.elapsed().as_millis() as u64;
-        json!({
-            "state": state, "queued": state == "QUEUED", "scheduled": state != "QUEUED",
-            "nodes": 1, "totalSplits": 0, "queuedSplits": 0, "runningSplits": 0, "completedSplits": 0,
-            "cpuTimeMillis": 0, "wallTimeMillis": ms, "queuedTimeMillis": 0, "elapsedTimeMillis": ms,
-            "processedRows": rows, "processedBytes": 0, "physicalInputBytes": 0,
-            "peakMemoryBytes": 0, "spilledBytes": 0,
-        })
+        stats_json(state, rows, self.created.elapsed().as_millis() as u64)
     }
 
     /// Page `token`: the same page again, or the next one.
@@ -241,18 +269,33 @@ impl TrinoQuery {
         let planned = match engine.with_defaults(&self.catalog, &self.schema) {
             Ok(engine) => {
                 let sql = self.sql.clone();
+                let catalog = self.catalog.clone();
                 serving
                     .executor
-                    .run(async move { engine.plan(&sql).await })
+                    .run(async move {
+                        engine
+                            .plan_adapted(&sql, |s| super::dialect::adapt(s, &catalog))
+                            .await
+                    })
                     .await
             }
             Err(e) => Err(e),
+        };
+        let planned = match (planned, self.describe) {
+            (Ok(df), Some(output)) => super::describe::description(&df, output, engine.context()),
+            (planned, _) => planned,
         };
         let df = match planned {
             Ok(df) => df,
             Err(e) => {
                 entry.end(QueryState::Failed, Some(e.to_string()));
-                return Err((kind_of(&e), e.to_string()));
+                let kind = super::errors::refine_not_found(kind_of(&e), &e.to_string(), &engine);
+                let message = if kind == codes::SYNTAX_ERROR {
+                    super::errors::with_place(e.to_string(), &self.sql)
+                } else {
+                    e.to_string()
+                };
+                return Err((kind, message));
             }
         };
         let schema = df.schema().as_arrow().clone();
@@ -273,6 +316,7 @@ impl TrinoQuery {
             columns_sent: false,
             entry,
             pending: None,
+            _engine: engine,
         };
         Ok(())
     }
@@ -295,6 +339,7 @@ impl TrinoQuery {
             columns_sent,
             entry,
             pending,
+            ..
         } = &mut p.run
         else {
             return json!({"id": self.id, "stats": self.stats("FINISHED", p.rows), "warnings": []})

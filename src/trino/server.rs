@@ -192,8 +192,14 @@ impl FrontEnd {
                     .await
                     .map_err(|s| unauthorized(s.message()))
             }
+            Some(auth) if auth.starts_with("Bearer ") => self
+                .serving
+                .auth
+                .bearer(auth[7..].trim())
+                .await
+                .map_err(|s| unauthorized(s.message())),
             Some(_) => Err(unauthorized(
-                "unsupported authorization scheme: use Basic (user and password)",
+                "unsupported authorization scheme: use Basic (user and password) or Bearer (a Cyoda token)",
             )),
             None if self.options.allow_insecure && !user.is_empty() => {
                 Ok(self.serving.auth.caller_named(&user))
@@ -298,9 +304,37 @@ impl FrontEnd {
             "{}_{n:05}_tsql0",
             chrono::Utc::now().format("%Y%m%d_%H%M%S")
         );
-        let sql = match interpret(&sql, &prepared) {
-            Ok(Statement::Query(sql)) => {
-                super::show::rewrite(&sql, &catalog, &schema).unwrap_or(sql)
+        let interpreted = match crate::serving::kill_request(&sql) {
+            Some(target) => self
+                .serving
+                .kill(&caller, &target)
+                .map(|()| Statement::Session {
+                    update_type: "CALL",
+                    headers: vec![],
+                }),
+            None => interpret(&sql, &prepared),
+        }
+        .map_err(|message| {
+            let kind = if message.contains("not found") {
+                codes::NOT_FOUND
+            } else {
+                codes::GENERIC_USER_ERROR
+            };
+            (kind, message)
+        });
+        let interpreted = match interpreted {
+            Ok(statement) => {
+                self.named_exist(&caller, statement, &catalog, &schema)
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        let mut describe = None;
+        let sql = match interpreted {
+            Ok(Statement::Query(sql)) => sql,
+            Ok(Statement::Describe { output, sql }) => {
+                describe = Some(output);
+                sql
             }
             Ok(Statement::Session {
                 update_type,
@@ -311,8 +345,7 @@ impl FrontEnd {
                     &json!({
                         "id": id, "infoUri": format!("{base}/ui/query.html?{id}"),
                         "columns": [], "updateType": update_type,
-                        "stats": {"state": "FINISHED", "queued": false, "scheduled": true, "nodes": 1,
-                                  "processedRows": 0, "elapsedTimeMillis": 0},
+                        "stats": super::query::stats_json("FINISHED", 0, 0),
                         "warnings": [],
                     }),
                 );
@@ -323,27 +356,86 @@ impl FrontEnd {
                 }
                 return r;
             }
-            Err(message) => {
-                let kind = if message.contains("not found") {
-                    codes::NOT_FOUND
-                } else {
-                    codes::GENERIC_USER_ERROR
-                };
+            Err((kind, message)) => {
                 return reply(
                     StatusCode::OK,
                     &json!({
                         "id": id, "infoUri": format!("{base}/ui/query.html?{id}"),
-                        "stats": {"state": "FAILED", "queued": false, "scheduled": false, "nodes": 1},
+                        "stats": super::query::stats_json("FAILED", 0, 0),
                         "error": error_json(kind, &message),
                         "warnings": [],
                     }),
                 );
             }
         };
-        let query = Arc::new(TrinoQuery::new(id.clone(), caller, catalog, schema, sql));
+        let mut query = TrinoQuery::new(id.clone(), caller, catalog, schema, sql);
+        if let Some(output) = describe {
+            query = query.describing(output);
+        }
+        let query = Arc::new(query);
+        let weak = Arc::downgrade(&query);
+        query.stop_with(self.serving.stoppers.register(&id, move || {
+            if let Some(q) = weak.upgrade() {
+                q.cancel();
+            }
+        }));
         let page = query.queued_page(&base);
         self.queries.lock().expect("not poisoned").insert(id, query);
         reply(StatusCode::OK, &page)
+    }
+}
+
+impl FrontEnd {
+    /// `statement` with SHOW/DESCRIBE as the query they stand for, once the
+    /// catalog and schema it uses or shows are known to exist for `caller`
+    /// (Trino's CATALOG_NOT_FOUND / SCHEMA_NOT_FOUND otherwise).
+    async fn named_exist(
+        &self,
+        caller: &Caller,
+        statement: Statement,
+        catalog: &str,
+        schema: &str,
+    ) -> Result<Statement, (super::errors::Kind, String)> {
+        let (statement, target) = match statement {
+            Statement::Query(sql) => match super::show::rewrite(&sql, catalog, schema) {
+                Some(shown) => (Statement::Query(shown.sql), shown.schema),
+                None => (Statement::Query(sql), None),
+            },
+            Statement::Session {
+                update_type: "USE",
+                headers,
+            } => {
+                let set = |name: &str, current: &str| {
+                    headers
+                        .iter()
+                        .find(|(h, _)| *h == name)
+                        .map_or(current.to_string(), |(_, v)| v.clone())
+                };
+                let target = (
+                    set("X-Trino-Set-Catalog", catalog),
+                    set("X-Trino-Set-Schema", schema),
+                );
+                (
+                    Statement::Session {
+                        update_type: "USE",
+                        headers,
+                    },
+                    Some(target),
+                )
+            }
+            other => (other, None),
+        };
+        if let Some((c, s)) = target {
+            let engine = self
+                .serving
+                .engine
+                .for_caller_reading(caller, Some(&[c.clone()]))
+                .await;
+            if let Err(e) = engine.check_defaults(&c, &s) {
+                return Err((super::errors::kind_of(&e), e.to_string()));
+            }
+        }
+        Ok(statement)
     }
 }
 
@@ -351,6 +443,7 @@ fn unauthorized(message: &str) -> Reply {
     Response::builder()
         .status(StatusCode::UNAUTHORIZED)
         .header("www-authenticate", "Basic realm=\"tsql\"")
+        .header("www-authenticate", "Bearer realm=\"tsql\"")
         .header("content-type", "text/plain")
         .body(Full::new(Bytes::from(format!("{message}\n"))))
         .expect("a valid response")

@@ -1,12 +1,16 @@
 //! Trino's `SHOW CATALOGS`, `SHOW SCHEMAS`, `SHOW TABLES`, `SHOW COLUMNS` and
-//! `DESCRIBE` as queries of the caller's `information_schema`, answering in
+//! `DESCRIBE` as queries of the caller's `information_schema` (in Trino's
+//! shape: `super::dialect`), answering in
 //! Trino's columns (`Catalog`, `Schema`, `Table`; `Column`, `Type`, `Extra`,
 //! `Comment`).
 
-use super::jdbc::TYPE_NAMES;
-
 fn literal(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
+}
+
+/// An identifier in double quotes.
+fn quoted(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
 }
 
 fn name(s: &str) -> String {
@@ -32,9 +36,29 @@ fn like<'a>(rest: &'a str, column: &str) -> (&'a str, Option<String>) {
     }
 }
 
+/// A `SHOW`/`DESCRIBE` statement as a query.
+#[derive(Debug)]
+pub struct Shown {
+    /// The query it stands for.
+    pub sql: String,
+    /// The catalog and schema it names, which must exist.
+    pub schema: Option<(String, String)>,
+}
+
 /// The query a `SHOW`/`DESCRIBE` statement stands for, under the session's
 /// catalog and schema; `None` when `sql` is none of them.
-pub fn rewrite(sql: &str, catalog: &str, schema: &str) -> Option<String> {
+pub fn rewrite(sql: &str, catalog: &str, schema: &str) -> Option<Shown> {
+    let mut named = None;
+    let sql = query_of(sql, catalog, schema, &mut named)?;
+    Some(Shown { sql, schema: named })
+}
+
+fn query_of(
+    sql: &str,
+    catalog: &str,
+    schema: &str,
+    named: &mut Option<(String, String)>,
+) -> Option<String> {
     let text = sql.trim().trim_end_matches(';').trim();
     let upper = text.to_ascii_uppercase();
     let words: Vec<&str> = upper.split_whitespace().collect();
@@ -61,22 +85,21 @@ pub fn rewrite(sql: &str, catalog: &str, schema: &str) -> Option<String> {
     };
     match words.as_slice() {
         ["SHOW", "CATALOGS", ..] => {
-            let (_, l) = like(after(2), "table_catalog");
+            let (_, l) = like(after(2), "catalog_name");
             Some(format!(
-                "SELECT DISTINCT table_catalog AS \"Catalog\" FROM information_schema.tables{} ORDER BY 1",
+                "SELECT catalog_name AS \"Catalog\" FROM system.metadata.catalogs{} ORDER BY 1",
                 filter(l.into_iter().collect())
             ))
         }
         ["SHOW", "SCHEMAS", ..] => {
-            let (rest, l) = like(after(2), "table_schema");
+            let (rest, l) = like(after(2), "schema_name");
             let c = from(rest)
                 .map(|c| name(&c))
                 .unwrap_or_else(|| catalog.to_string());
-            let mut conds = vec![format!("table_catalog = {}", literal(&c))];
-            conds.extend(l);
             Some(format!(
-                "SELECT DISTINCT table_schema AS \"Schema\" FROM information_schema.tables{} ORDER BY 1",
-                filter(conds)
+                "SELECT schema_name AS \"Schema\" FROM {}.information_schema.schemata{} ORDER BY 1",
+                quoted(&c),
+                filter(l.into_iter().collect())
             ))
         }
         ["SHOW", "TABLES", ..] => {
@@ -88,13 +111,12 @@ pub fn rewrite(sql: &str, catalog: &str, schema: &str) -> Option<String> {
                 },
                 None => (catalog.to_string(), schema.to_string()),
             };
-            let mut conds = vec![
-                format!("table_catalog = {}", literal(&c)),
-                format!("table_schema = {}", literal(&s)),
-            ];
+            *named = Some((c.clone(), s.clone()));
+            let mut conds = vec![format!("table_schema = {}", literal(&s))];
             conds.extend(l);
             Some(format!(
-                "SELECT table_name AS \"Table\" FROM information_schema.tables{} ORDER BY 1",
+                "SELECT table_name AS \"Table\" FROM {}.information_schema.tables{} ORDER BY 1",
+                quoted(&c),
                 filter(conds)
             ))
         }
@@ -116,11 +138,12 @@ pub fn rewrite(sql: &str, catalog: &str, schema: &str) -> Option<String> {
                 [c, s, t] => (c.clone(), s.clone(), t.clone()),
                 _ => return None,
             };
+            *named = Some((c.clone(), s.clone()));
             Some(format!(
-                "SELECT column_name AS \"Column\", {TYPE_NAMES} AS \"Type\", '' AS \"Extra\", '' AS \"Comment\" \
-                 FROM information_schema.columns WHERE table_catalog = {} AND table_schema = {} AND table_name = {} \
+                "SELECT column_name AS \"Column\", data_type AS \"Type\", '' AS \"Extra\", '' AS \"Comment\" \
+                 FROM {}.information_schema.columns WHERE table_schema = {} AND table_name = {} \
                  ORDER BY ordinal_position",
-                literal(&c),
+                quoted(&c),
                 literal(&s),
                 literal(&t)
             ))
@@ -135,10 +158,15 @@ mod tests {
 
     #[test]
     fn show_statements_become_queries() {
-        let q = rewrite("SHOW TABLES FROM cyoda.entities LIKE 'ord%'", "x", "y").unwrap();
-        assert!(q.contains("table_catalog = 'cyoda'") && q.contains("table_schema = 'entities'"));
+        let shown = rewrite("SHOW TABLES FROM cyoda.entities LIKE 'ord%'", "x", "y").unwrap();
+        assert_eq!(shown.schema, Some(("cyoda".into(), "entities".into())));
+        let q = shown.sql;
+        assert!(
+            q.contains("\"cyoda\".information_schema.tables")
+                && q.contains("table_schema = 'entities'")
+        );
         assert!(q.contains("table_name LIKE 'ord%'"));
-        let q = rewrite("DESCRIBE orders", "cyoda", "entities").unwrap();
+        let q = rewrite("DESCRIBE orders", "cyoda", "entities").unwrap().sql;
         assert!(q.contains("table_name = 'orders'") && q.contains("\"Type\""));
         assert!(rewrite("SELECT 1", "c", "s").is_none());
         assert!(rewrite("DESCRIBE OUTPUT q", "c", "s").is_none());

@@ -13,6 +13,14 @@ use std::collections::HashMap;
 pub enum Statement {
     /// A query for the engine (perhaps rewritten from EXECUTE).
     Query(String),
+    /// `DESCRIBE INPUT name` (`output` false: the parameters) or `DESCRIBE
+    /// OUTPUT name` (the result columns) of the prepared statement `sql`.
+    Describe {
+        /// Whether the result columns are asked for.
+        output: bool,
+        /// The prepared statement's text.
+        sql: String,
+    },
     /// A session change: the `updateType` and the response headers carrying it.
     Session {
         /// Trino's `updateType`, e.g. `USE`.
@@ -185,6 +193,16 @@ pub fn interpret(sql: &str, prepared: &HashMap<String, String>) -> Result<Statem
             let rest = after_words(sql, 2);
             let (text, rest) = quoted(rest).ok_or("EXECUTE IMMEDIATE takes a quoted statement")?;
             Ok(Statement::Query(bind(&text, using(rest)?)?))
+        }
+        "DESCRIBE" if matches!(w.get(1).map(String::as_str), Some("INPUT" | "OUTPUT")) => {
+            let name = after_words(sql, 2).trim().trim_end_matches(';').trim();
+            let text = prepared.get(name).ok_or_else(|| {
+                format!("Prepared statement not found: {name} (the client sends its prepared statements in X-Trino-Prepared-Statement)")
+            })?;
+            Ok(Statement::Describe {
+                output: w[1] == "OUTPUT",
+                sql: text.clone(),
+            })
         }
         "EXECUTE" => {
             let rest = after_words(sql, 1);

@@ -5,6 +5,8 @@
 //! exactly p fraction digits, varbinary base64, array/row JSON arrays, map a
 //! JSON object).
 
+use std::sync::Arc;
+
 use arrow::array::{Array, ArrayRef, AsArray};
 use arrow::datatypes::{DataType, TimeUnit};
 use arrow::util::display::{ArrayFormatter, FormatOptions};
@@ -105,7 +107,18 @@ pub fn values(array: &ArrayRef) -> Vec<Value> {
             }
         }
         DataType::Float16 | DataType::Float32 | DataType::Float64 => {
-            let wide = arrow::compute::cast(array, &DataType::Float64).expect("floats widen");
+            // A real goes out in its own shortest digits (0.33333334, not
+            // the 0.3333333432674408 of its double).
+            let wide = match array.data_type() {
+                DataType::Float32 => Arc::new(
+                    array
+                        .as_primitive::<arrow::datatypes::Float32Type>()
+                        .iter()
+                        .map(|v| v.map(|x| x.to_string().parse::<f64>().unwrap_or(x as f64)))
+                        .collect::<arrow::array::Float64Array>(),
+                ) as ArrayRef,
+                _ => arrow::compute::cast(array, &DataType::Float64).expect("floats widen"),
+            };
             out.extend(
                 wide.as_primitive::<arrow::datatypes::Float64Type>()
                     .iter()

@@ -149,7 +149,8 @@ fn mysql_format(f: &str) -> Result<String, String> {
             'c' => "%-m",
             'd' => "%d",
             'e' => "%-d",
-            'f' => "%6f",
+            // Trino keeps milliseconds here: 13:45:30.123456 gives 123000.
+            'f' => "%3f000",
             'H' => "%H",
             'h' | 'I' => "%I",
             'i' => "%M",

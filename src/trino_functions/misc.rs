@@ -19,8 +19,18 @@ use super::udf;
 
 pub(super) fn functions() -> Vec<ScalarUDF> {
     vec![
-        udf(Constant::new("current_timezone", "UTC".into())),
-        udf(Constant::new("version", server_version())),
+        udf(Constant::new("current_timezone", ScalarValue::from("UTC"))),
+        udf(Constant::new(
+            "version",
+            ScalarValue::from(server_version()),
+        )),
+        udf(Constant::new("nan", ScalarValue::Float64(Some(f64::NAN)))),
+        // Until a caller's engine says who asks (`tsql sql`: the local user).
+        current_user(&std::env::var("USER").unwrap_or_else(|_| "tsql".into())),
+        udf(Constant::new(
+            "infinity",
+            ScalarValue::Float64(Some(f64::INFINITY)),
+        )),
         udf(If::new()),
         udf(Split::new()),
         udf(RegexpExtract::new()),
@@ -254,7 +264,7 @@ pub fn trino_type_name(t: &DataType) -> String {
         DataType::Decimal32(p, s)
         | DataType::Decimal64(p, s)
         | DataType::Decimal128(p, s)
-        | DataType::Decimal256(p, s) => format!("decimal({p},{s})"),
+        | DataType::Decimal256(p, s) => format!("decimal({p}, {s})"),
         DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => "varchar".into(),
         DataType::Binary
         | DataType::LargeBinary
@@ -302,9 +312,20 @@ impl ScalarUDFImpl for TypeOf {
         Ok(DataType::Utf8)
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        // typeof shows decimals as Trino's type display does: decimal(2,1).
+        static DECIMAL: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+        let decimal = DECIMAL.get_or_init(|| {
+            regex::Regex::new(r"decimal\((\d+), (\d+)\)").expect("a valid pattern")
+        });
         let name = trino_type_name(&args.args[0].data_type());
+        let name = decimal.replace_all(&name, "decimal($1,$2)").into_owned();
         Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(name))))
     }
+}
+
+/// `current_user()` (Trino's `current_user`): `name`, the caller's.
+pub fn current_user(name: &str) -> ScalarUDF {
+    udf(Constant::new("current_user", ScalarValue::from(name)))
 }
 
 /// The version tsql reports to clients (`version()`, Trino's `/v1/info`):
@@ -314,18 +335,18 @@ pub fn server_version() -> String {
     format!("476-tsql-{}", env!("CARGO_PKG_VERSION"))
 }
 
-/// A function of no arguments with a fixed text: `current_timezone()` is
+/// A function of no arguments with a fixed value: `current_timezone()` is
 /// always `UTC` in tsql (instants are UTC; `X-Trino-Time-Zone` is not
-/// applied yet), `version()` is [`server_version`].
+/// applied yet), `version()` is [`server_version`], `nan()`, `infinity()`.
 #[derive(Debug, PartialEq, Eq, Hash)]
 struct Constant {
     name: &'static str,
-    value: String,
+    value: ScalarValue,
     signature: Signature,
 }
 
 impl Constant {
-    fn new(name: &'static str, value: String) -> Self {
+    fn new(name: &'static str, value: ScalarValue) -> Self {
         Constant {
             name,
             value,
@@ -342,11 +363,9 @@ impl ScalarUDFImpl for Constant {
         &self.signature
     }
     fn return_type(&self, _args: &[DataType]) -> Result<DataType> {
-        Ok(DataType::Utf8)
+        Ok(self.value.data_type())
     }
     fn invoke_with_args(&self, _args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(
-            self.value.clone(),
-        ))))
+        Ok(ColumnarValue::Scalar(self.value.clone()))
     }
 }

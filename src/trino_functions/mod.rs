@@ -13,10 +13,11 @@ mod collections;
 mod formats;
 mod json;
 pub(crate) mod misc;
+mod planned;
 mod syntax;
 mod temporal;
 
-pub use misc::server_version;
+pub use misc::{current_user, server_version};
 pub use syntax::rewrite;
 
 use std::sync::Arc;
@@ -32,6 +33,7 @@ pub fn register(ctx: &SessionContext) {
         .chain(misc::functions())
         .chain(collections::functions())
         .chain(formats::functions())
+        .chain(planned::functions())
         .collect();
     for f in udfs {
         ctx.register_udf(f);
@@ -39,6 +41,41 @@ pub fn register(ctx: &SessionContext) {
     for f in aggregates::functions() {
         ctx.register_udaf(f);
     }
+}
+
+/// Whether `message` is an error one of these functions raised about its
+/// arguments (a bad pattern, format or text: Trino's INVALID_FUNCTION_ARGUMENT),
+/// or a regular expression that does not compile.
+pub fn is_argument_error(message: &str) -> bool {
+    static NAMES: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    let names = NAMES.get_or_init(|| {
+        temporal::functions()
+            .into_iter()
+            .chain(json::functions())
+            .chain(misc::functions())
+            .chain(collections::functions())
+            .chain(formats::functions())
+            .chain(planned::functions())
+            .map(|f| f.name().to_string())
+            .chain(
+                aggregates::functions()
+                    .into_iter()
+                    .map(|f| f.name().to_string()),
+            )
+            .collect()
+    });
+    if message.contains("regex parse error") || message.contains("Invalid regex") {
+        return true;
+    }
+    // "…Execution error: json_parse: …", "…planning: date_format('%U'): …"
+    let tail = message.rsplit("error: ").next().unwrap_or(message);
+    let tail = tail.rsplit("planning: ").next().unwrap_or(tail);
+    let name: String = tail
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .collect();
+    let rest = &tail[name.len()..];
+    names.contains(&name) && (rest.starts_with(": ") || rest.starts_with("('"))
 }
 
 /// A scalar function from its implementation.

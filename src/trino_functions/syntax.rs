@@ -4,8 +4,9 @@
 //! - `FETCH FIRST|NEXT n ROW[S] ONLY` → `LIMIT n` (at any query level);
 //! - `LIKE p ESCAPE 'c'` with a literal pattern → the same pattern escaped
 //!   with the engine's backslash;
-//! - `TIMESTAMP '… UTC'` (a zone or offset after the time) → a `timestamp(6)
-//!   with time zone` at that instant;
+//! - `TIMESTAMP '…'`/`TIME '…'` typed with the precision they are written
+//!   with, and `TIMESTAMP '… UTC'` (a zone or offset after the time) → a
+//!   `timestamp(p) with time zone` at that instant;
 //! - `try(x)` → `x` with its divisions and modulos by zero and its casts
 //!   giving NULL (the errors `try` exists for in practice);
 //! - `UNNEST(a, …) [WITH ORDINALITY] AS t(x, …, n)`, alone or after
@@ -98,16 +99,31 @@ fn rewrite_expr(e: &mut Expr) {
             }
         }
         Expr::TypedString(t) => {
-            if let (DataType::Timestamp(None, TimezoneInfo::None), Some(text)) =
-                (&t.data_type, t.value.value.clone().into_string())
+            if let Some(typed) = t
+                .value
+                .value
+                .clone()
+                .into_string()
+                .and_then(|text| literal_with_precision(&t.data_type, &text))
             {
-                if has_zone(&text) {
-                    *e = parse_expr(&format!(
-                        "arrow_cast('{}', 'Timestamp(Microsecond, Some(\"UTC\"))')",
-                        text.replace('\'', "''")
-                    ));
-                }
+                *e = typed;
             }
+        }
+        // 1.5e0 is a DOUBLE (1.5 is a DECIMAL): scientific notation means a double.
+        Expr::Value(v) if matches!(&v.value, Value::Number(n, _) if n.contains(['e', 'E'])) => {
+            *e = parse_expr(&format!("CAST({v} AS DOUBLE)"));
+        }
+        // `current_user` (no parentheses, as Trino writes it) is a call.
+        Expr::Function(f)
+            if f.name.to_string().eq_ignore_ascii_case("current_user")
+                && matches!(f.args, FunctionArguments::None) =>
+        {
+            f.args =
+                FunctionArguments::List(datafusion::sql::sqlparser::ast::FunctionArgumentList {
+                    duplicate_treatment: None,
+                    args: vec![],
+                    clauses: vec![],
+                });
         }
         Expr::Function(f) if f.name.to_string().eq_ignore_ascii_case("try") => {
             if let FunctionArguments::List(list) = &f.args {
@@ -123,6 +139,47 @@ fn rewrite_expr(e: &mut Expr) {
         }
         _ => {}
     }
+}
+
+/// A `TIMESTAMP '…'` or `TIME '…'` literal typed as Trino types it: with
+/// as many fraction digits as it is written with (0, 3, 6 or 9 — Arrow's
+/// units), a zone or offset after the time making it `… WITH TIME ZONE`
+/// (the instant, in UTC). `None` for other literals.
+fn literal_with_precision(t: &DataType, text: &str) -> Option<Expr> {
+    let unit = |digits: usize| match digits {
+        0 => "Second",
+        1..=3 => "Millisecond",
+        4..=6 => "Microsecond",
+        _ => "Nanosecond",
+    };
+    let fraction = |s: &str| {
+        s.split_once('.').map_or(0, |(_, f)| {
+            f.chars().take_while(char::is_ascii_digit).count()
+        })
+    };
+    let quoted = text.replace('\'', "''");
+    let target = match t {
+        DataType::Timestamp(None, TimezoneInfo::None) => {
+            let zone = has_zone(text)
+                .then_some(", Some(\"UTC\")")
+                .unwrap_or(", None");
+            format!("Timestamp({}{zone})", unit(fraction(text)))
+        }
+        // Microseconds at least: the engine compares times only of one unit,
+        // and entity tables' TIME columns are microseconds.
+        DataType::Time(None, TimezoneInfo::None) => match fraction(text) {
+            0..=6 => "Time64(Microsecond)".to_string(),
+            _ => "Time64(Nanosecond)".to_string(),
+        },
+        // DECIMAL '1.50' is the number as written: DECIMAL(3,2).
+        DataType::Decimal(_) | DataType::Numeric(_) | DataType::Dec(_)
+            if text.trim().parse::<f64>().is_ok() && !text.contains(['e', 'E']) =>
+        {
+            return Some(parse_expr(text.trim()));
+        }
+        _ => return None,
+    };
+    Some(parse_expr(&format!("arrow_cast('{quoted}', '{target}')")))
 }
 
 /// The pattern with `escape` replaced by the backslash the engine uses;
@@ -428,15 +485,35 @@ mod tests {
     }
 
     #[test]
-    fn zoned_timestamp_literals_become_utc_instants() {
-        assert!(
-            rewritten("SELECT TIMESTAMP '2024-01-02 03:04:05 UTC'")
-                .contains("arrow_cast('2024-01-02 03:04:05 UTC'")
+    fn datetime_literals_get_their_written_precision() {
+        assert_eq!(
+            rewritten("SELECT TIMESTAMP '2024-01-02 03:04:05 UTC'"),
+            "SELECT arrow_cast('2024-01-02 03:04:05 UTC', 'Timestamp(Second, Some(\"UTC\"))')"
         );
-        assert!(rewritten("SELECT TIMESTAMP '2024-01-02 03:04:05+02:00'").contains("arrow_cast"));
         assert_eq!(
             rewritten("SELECT TIMESTAMP '2024-01-02 03:04:05'"),
-            "SELECT TIMESTAMP '2024-01-02 03:04:05'"
+            "SELECT arrow_cast('2024-01-02 03:04:05', 'Timestamp(Second, None)')"
+        );
+        assert!(
+            rewritten("SELECT TIMESTAMP '2024-01-02 03:04:05.5+02:00'")
+                .contains("Timestamp(Millisecond, Some")
+        );
+        assert!(
+            rewritten("SELECT TIMESTAMP '2024-01-02 03:04:05.123456'")
+                .contains("'Timestamp(Microsecond, None)'")
+        );
+        assert!(rewritten("SELECT TIME '01:02:03.1234567'").contains("'Time64(Nanosecond)'"));
+        assert_eq!(
+            rewritten("SELECT DECIMAL '-12345.6789'"),
+            "SELECT -12345.6789"
+        );
+        assert_eq!(
+            rewritten("SELECT current_user, CURRENT_USER"),
+            "SELECT current_user(), CURRENT_USER()"
+        );
+        assert_eq!(
+            rewritten("SELECT DATE '2024-01-02'"),
+            "SELECT DATE '2024-01-02'"
         );
     }
 

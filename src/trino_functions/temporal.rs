@@ -1,10 +1,14 @@
 //! Date and time functions in Trino's spelling: `year(x)` … `second(x)`,
 //! `day_of_week`, `day_of_year`, `quarter`, `date_add(unit, n, x)`,
-//! `date_diff(unit, a, b)`, `from_iso8601_timestamp(s)`, `to_unixtime(x)`.
+//! `date_diff(unit, a, b)`, `from_iso8601_timestamp(s)`, `to_unixtime(x)`,
+//! `from_unixtime(seconds)`.
 
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, Float64Array, Int64Array, TimestampMicrosecondArray};
+use arrow::array::{
+    Array, ArrayRef, AsArray, Float64Array, Int64Array, TimestampMicrosecondArray,
+    TimestampMillisecondArray,
+};
 use arrow::compute::kernels::temporal::{DatePart, date_part};
 use arrow::compute::{cast, cast_with_options};
 use arrow::datatypes::{DataType, TimeUnit};
@@ -41,6 +45,7 @@ pub(super) fn functions() -> Vec<ScalarUDF> {
     out.push(udf(DateDiff::new()));
     out.push(udf(FromIso8601::new()));
     out.push(udf(ToUnixtime::new()));
+    out.push(udf(FromUnixtime::new()));
     out
 }
 
@@ -93,8 +98,18 @@ impl ScalarUDFImpl for Part {
         &self.signature
     }
     fn return_type(&self, args: &[DataType]) -> Result<DataType> {
-        if !temporal(&args[0]) {
-            return Err(wrong(self.name, "a date or timestamp", args));
+        let time_part = matches!(
+            self.part,
+            DatePart::Hour | DatePart::Minute | DatePart::Second
+        );
+        let time = matches!(args[0], DataType::Time32(_) | DataType::Time64(_));
+        if !(temporal(&args[0]) || time_part && time) {
+            let what = if time_part {
+                "a date, time or timestamp"
+            } else {
+                "a date or timestamp"
+            };
+            return Err(wrong(self.name, what, args));
         }
         Ok(DataType::Int64)
     }
@@ -259,15 +274,21 @@ impl DateDiff {
 
 fn month_diff(a: DateTime<Utc>, b: DateTime<Utc>) -> i64 {
     let months = (b.year() as i64 - a.year() as i64) * 12 + b.month() as i64 - a.month() as i64;
-    // A month is whole only when b's day and time are past a's.
-    let a_rest = (a.day(), a.time());
-    let b_rest = (b.day(), b.time());
-    if months > 0 && b_rest < a_rest {
-        months - 1
-    } else if months < 0 && b_rest > a_rest {
-        months + 1
-    } else {
-        months
+    // Whole months only, as Joda counts them: a moved by that many months
+    // (clamped to the month's end, so Jan 31 + 1 month is Feb 29) must not
+    // pass b.
+    let moved = |n: i64| {
+        let m = Months::new(n.unsigned_abs() as u32);
+        if n >= 0 {
+            a.checked_add_months(m)
+        } else {
+            a.checked_sub_months(m)
+        }
+    };
+    match moved(months) {
+        Some(t) if months > 0 && t > b => months - 1,
+        Some(t) if months < 0 && t < b => months + 1,
+        _ => months,
     }
 }
 
@@ -407,6 +428,58 @@ impl ScalarUDFImpl for ToUnixtime {
     }
 }
 
+/// `from_unixtime(seconds)`: the instant, as TIMESTAMP(3) WITH TIME ZONE
+/// (fractions of a second kept to the millisecond).
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct FromUnixtime {
+    signature: Signature,
+}
+
+impl FromUnixtime {
+    fn new() -> Self {
+        FromUnixtime {
+            signature: Signature::user_defined(Volatility::Immutable),
+        }
+    }
+}
+
+impl ScalarUDFImpl for FromUnixtime {
+    fn name(&self) -> &str {
+        "from_unixtime"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn coerce_types(&self, args: &[DataType]) -> Result<Vec<DataType>> {
+        match args {
+            [t] if t.is_numeric() || t.is_null() => Ok(vec![DataType::Float64]),
+            _ => Err(wrong(
+                "from_unixtime",
+                "(seconds since 1970 as a number)",
+                args,
+            )),
+        }
+    }
+    fn return_type(&self, _args: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Timestamp(
+            TimeUnit::Millisecond,
+            Some("UTC".into()),
+        ))
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let seconds = args.args[0].to_array(args.number_rows)?;
+        let out: TimestampMillisecondArray = seconds
+            .as_primitive::<arrow::datatypes::Float64Type>()
+            .iter()
+            .map(|v| {
+                v.filter(|s| s.is_finite())
+                    .map(|s| (s * 1000.0).round() as i64)
+            })
+            .collect();
+        Ok(ColumnarValue::Array(Arc::new(out.with_timezone("UTC"))))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -420,6 +493,14 @@ mod tests {
     fn whole_months_between() {
         assert_eq!(
             month_diff(at("2024-01-31T00:00:00Z"), at("2024-02-29T00:00:00Z")),
+            1
+        );
+        assert_eq!(
+            month_diff(at("2024-03-31T00:00:00Z"), at("2024-02-29T00:00:00Z")),
+            -1
+        );
+        assert_eq!(
+            month_diff(at("2024-01-31T00:00:01Z"), at("2024-02-29T00:00:00Z")),
             0
         );
         assert_eq!(

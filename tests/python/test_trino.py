@@ -119,7 +119,7 @@ def test_types_and_values_as_trino_sends_them(demo):
     all_pages = pages(demo, sql)
     columns = next(p["columns"] for p in all_pages if "columns" in p)
     types = {c["name"]: c["type"] for c in columns}
-    assert types == {"b": "bigint", "i": "integer", "d": "double", "nan": "double", "dec": "decimal(10,3)",
+    assert types == {"b": "bigint", "i": "integer", "d": "double", "nan": "double", "dec": "decimal(10, 3)",
                      "s": "varchar", "t": "boolean", "dt": "date", "ts": "timestamp(6) with time zone",
                      "arr": "array(bigint)", "n": "varchar"}
     sig = {c["name"]: c["typeSignature"] for c in columns}
@@ -305,5 +305,5 @@ def test_show_and_describe_in_trinos_shape(demo):
         assert cols == ["Column", "Type", "Extra", "Comment"]
         types = {r[0]: r[1] for r in rows}
         assert rows[0][0] == "entity_id" and types["entity_id"] == "varchar"
-        assert types["placed"] == "timestamp(6) with time zone" and types["tags_array"] == "array"
+        assert types["placed"] == "timestamp(6) with time zone" and types["tags_array"] == "array(varchar)"
     assert trino_rows(demo, "SELECT current_timezone()")[0] == [["UTC"]]
