@@ -8,6 +8,18 @@ fn literal(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
 
+/// `[[catalog.]schema.]table` with the session's catalog and schema for
+/// what it leaves out.
+fn qualified(target: &str, catalog: &str, schema: &str) -> Option<(String, String, String)> {
+    let parts: Vec<String> = target.trim().split('.').map(name).collect();
+    Some(match parts.as_slice() {
+        [t] => (catalog.to_string(), schema.to_string(), t.clone()),
+        [s, t] => (catalog.to_string(), s.clone(), t.clone()),
+        [c, s, t] => (c.clone(), s.clone(), t.clone()),
+        _ => return None,
+    })
+}
+
 /// An identifier in double quotes.
 fn quoted(s: &str) -> String {
     format!("\"{}\"", s.replace('"', "\"\""))
@@ -91,6 +103,38 @@ fn query_of(
                 filter(l.into_iter().collect())
             ))
         }
+        ["SHOW", "FUNCTIONS", ..] => {
+            let (_, l) = like(after(2), "routine_name");
+            Some(format!(
+                "SELECT routine_name AS \"Function\", coalesce(tsql_trino_type(data_type), '') AS \"Return Type\", \
+                 '' AS \"Argument Types\", lower(function_type) AS \"Function Type\", \
+                 is_deterministic AS \"Deterministic\", trim(coalesce(description, '')) AS \"Description\" \
+                 FROM information_schema.routines{} ORDER BY 1, 2",
+                filter(l.into_iter().collect())
+            ))
+        }
+        ["SHOW", "SESSION", ..] => Some(
+            // tsql has no session properties yet: Trino's columns, no rows.
+            "SELECT CAST(NULL AS VARCHAR) AS \"Name\", CAST(NULL AS VARCHAR) AS \"Value\", \
+             CAST(NULL AS VARCHAR) AS \"Default\", CAST(NULL AS VARCHAR) AS \"Type\", \
+             CAST(NULL AS VARCHAR) AS \"Description\" WHERE false"
+                .into(),
+        ),
+        ["SHOW", "CREATE", "TABLE", ..] | ["SHOW", "CREATE", "VIEW", ..] => {
+            let (c, s, t) = qualified(after(3), catalog, schema)?;
+            *named = Some((c.clone(), s.clone()));
+            Some(format!(
+                "SELECT 'CREATE TABLE ' || {} || ' (' || chr(10) || \
+                 string_agg('   ' || column_name || ' ' || data_type, ',' || chr(10) ORDER BY ordinal_position) || \
+                 chr(10) || ')' AS \"Create Table\" \
+                 FROM {}.information_schema.columns WHERE table_schema = {} AND table_name = {} \
+                 HAVING count(*) > 0",
+                literal(&format!("{c}.{s}.{t}")),
+                quoted(&c),
+                literal(&s),
+                literal(&t)
+            ))
+        }
         ["SHOW", "SCHEMAS", ..] => {
             let (rest, l) = like(after(2), "schema_name");
             let c = from(rest)
@@ -131,13 +175,7 @@ fn query_of(
                 }
                 t
             };
-            let parts: Vec<String> = target.split('.').map(name).collect();
-            let (c, s, t) = match parts.as_slice() {
-                [t] => (catalog.to_string(), schema.to_string(), t.clone()),
-                [s, t] => (catalog.to_string(), s.clone(), t.clone()),
-                [c, s, t] => (c.clone(), s.clone(), t.clone()),
-                _ => return None,
-            };
+            let (c, s, t) = qualified(&target, catalog, schema)?;
             *named = Some((c.clone(), s.clone()));
             Some(format!(
                 "SELECT column_name AS \"Column\", data_type AS \"Type\", '' AS \"Extra\", '' AS \"Comment\" \

@@ -109,6 +109,23 @@ fn rewrite_expr(e: &mut Expr) {
                 *e = typed;
             }
         }
+        // CAST(x AS TIMESTAMP(p) WITH TIME ZONE) keeps the zone (UTC) and p.
+        Expr::Cast {
+            kind: CastKind::Cast,
+            expr,
+            data_type: DataType::Timestamp(p, TimezoneInfo::WithTimeZone | TimezoneInfo::Tz),
+            ..
+        } => {
+            let unit = match p.unwrap_or(6) {
+                0 => "Second",
+                1..=3 => "Millisecond",
+                4..=6 => "Microsecond",
+                _ => "Nanosecond",
+            };
+            *e = parse_expr(&format!(
+                "arrow_cast({expr}, 'Timestamp({unit}, Some(\"UTC\"))')"
+            ));
+        }
         // 1.5e0 is a DOUBLE (1.5 is a DECIMAL): scientific notation means a double.
         Expr::Value(v) if matches!(&v.value, Value::Number(n, _) if n.contains(['e', 'E'])) => {
             *e = parse_expr(&format!("CAST({v} AS DOUBLE)"));

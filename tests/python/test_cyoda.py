@@ -14,6 +14,7 @@ import adbc_driver_manager
 import pytest
 
 from conftest import ROOT, Server
+from test_trino import free_port
 from cyoda import ORDER_SAMPLE, Cyoda, Recorder, new_rsa_key, orders
 
 N_ORDERS = 400
@@ -316,8 +317,9 @@ def tenants(tmp_path_factory):
         {"kind": "cyoda", "catalog": "cyoda", "url": proxy.base, "auth": "passthrough",
          "timeout_seconds": 5, "page_size": 100, "pages_in_flight": 1},
     ], users=False)
-    server = Server(["--config", str(config)])
-    yield {"service": service, "server": server, "proxy": proxy, "b": b,
+    trino_port = free_port()
+    server = Server(["--config", str(config), "--trino-listen", f"127.0.0.1:{trino_port}"])
+    yield {"service": service, "server": server, "proxy": proxy, "b": b, "trino_port": trino_port,
            "client_b": (client_b["client_id"], client_b["client_secret"])}
     server.stop()
     proxy.close()
@@ -382,6 +384,39 @@ def test_each_tenant_sees_only_its_own(tenants):
             assert tenant_of(auth) == "tenant-a", path
         if "bmodel" in path:
             assert tenant_of(auth) == "tenant-b", path
+
+
+def test_trino_clients_log_in_with_cyoda_tokens(tenants):
+    """Over the Trino protocol a Cyoda JWT is a bearer token (as JDBC's accessToken sends it):
+    each tenant sees its own models; an unknown token is a 401 naming both schemes."""
+    import urllib.error
+    import urllib.request
+
+    base = f"http://127.0.0.1:{tenants['trino_port']}"
+
+    def query(sql, token):
+        req = urllib.request.Request(base + "/v1/statement", data=sql.encode(), method="POST",
+                                     headers={"Authorization": f"Bearer {token}", "X-Trino-Catalog": "cyoda",
+                                              "X-Trino-Schema": "entities"})
+        page = json.load(urllib.request.urlopen(req, timeout=30))
+        rows = []
+        while True:
+            rows += page.get("data", [])
+            if "error" in page:
+                return page["error"]
+            if "nextUri" not in page:
+                return rows
+            req = urllib.request.Request(page["nextUri"], headers={"Authorization": f"Bearer {token}"})
+            page = json.load(urllib.request.urlopen(req, timeout=30))
+
+    a, b = tenants["service"].token(), tenants["b"]
+    assert sorted(query("SELECT secret_b, m FROM bmodel", b)) == [["b1", 2.5], ["b2", 3.5]]
+    assert query("SELECT count(*) FROM amodel", a) == [[2000]]
+    assert query("SELECT * FROM bmodel", a)["errorName"] == "TABLE_NOT_FOUND"
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        query("SELECT 1", "not.a.token")
+    assert refused.value.code == 401
+    assert any(v.startswith("Bearer") for v in refused.value.headers.get_all("WWW-Authenticate"))
 
 
 def test_a_token_as_password_with_an_empty_user(tenants):

@@ -9,6 +9,7 @@ import os
 import socket
 import subprocess
 import urllib.error
+import urllib.parse
 import urllib.request
 
 import adbc_driver_flightsql.dbapi as flightsql
@@ -307,3 +308,101 @@ def test_show_and_describe_in_trinos_shape(demo):
         assert rows[0][0] == "entity_id" and types["entity_id"] == "varchar"
         assert types["placed"] == "timestamp(6) with time zone" and types["tags_array"] == "array(varchar)"
     assert trino_rows(demo, "SELECT current_timezone()")[0] == [["UTC"]]
+
+
+def test_kill_query_across_protocols(demo):
+    """CALL system.runtime.kill_query stops a query whichever protocol runs it, sent over either."""
+    import threading
+    import time
+
+    # A Trino-protocol query, killed over Flight SQL.
+    status, _, first = http(demo, "POST", "/v1/statement", SLOW)
+    got = {}
+    waiting = threading.Thread(target=lambda: got.update(page=http(demo, "GET", first["nextUri"])))
+    waiting.start()
+    time.sleep(1.0)
+    assert flight_rows(demo, f"CALL system.runtime.kill_query('{first['id']}')") == [[first["id"], "cancelled"]]
+    waiting.join(10)
+    assert not waiting.is_alive()
+    assert got["page"][2]["error"]["errorName"] == "USER_CANCELED", got["page"]
+    # A Flight SQL query, killed over the Trino protocol (named arguments, as Trino's docs write it).
+    failure = {}
+
+    def run_flight():
+        try:
+            flight_rows(demo, SLOW)
+        except Exception as e:  # the kill ends it
+            failure["error"] = str(e)
+
+    flight = threading.Thread(target=run_flight)
+    flight.start()
+    deadline = time.time() + 10
+    ids = []
+    while time.time() < deadline and not ids:
+        rows, _ = trino_rows(demo, "SELECT query_id FROM system.runtime.queries "
+                                   f"WHERE state = 'running' AND sql = '{SLOW}'")
+        ids = [r[0] for r in rows]
+        time.sleep(0.2)
+    assert ids, "the Flight SQL query never showed as running"
+    last = pages(demo, f"CALL system.runtime.kill_query(query_id => '{ids[0]}', message => 'enough')")[-1]
+    assert "error" not in last and last["updateType"] == "CALL", last
+    flight.join(10)
+    assert not flight.is_alive() and "error" in failure
+    (state,), _ = trino_rows(demo, f"SELECT state FROM system.runtime.queries WHERE query_id = '{ids[0]}'")
+    assert state == ["cancelled"]
+    # An unknown query: Trino's NOT_FOUND.
+    last = pages(demo, "CALL system.runtime.kill_query('nosuch')")[-1]
+    assert last["error"]["errorName"] == "NOT_FOUND"
+    assert demo.server.wait_idle(15)
+
+
+def test_trino_metadata_statements(demo):
+    """SHOW CREATE TABLE, SHOW FUNCTIONS, DESCRIBE OUTPUT/INPUT and Trino's information_schema,
+    checked against what the same server says about the same table over Flight SQL."""
+    flight_columns = flight_rows(demo, "SELECT column_name FROM information_schema.columns "
+                                       "WHERE table_name = 'orders_lines' ORDER BY ordinal_position")
+    (create,), _ = trino_rows(demo, "SHOW CREATE TABLE orders_lines")
+    assert create[0].startswith("CREATE TABLE cyoda.entities.orders_lines (\n")
+    assert [line.split()[0] for line in create[0].splitlines()[1:-1]] == [c[0] for c in flight_columns]
+    assert "   qty bigint," in create[0] and "   price double" in create[0]
+    rows, _ = trino_rows(demo, "SELECT column_name, ordinal_position, data_type FROM information_schema.columns "
+                               "WHERE table_name = 'orders_lines' ORDER BY ordinal_position")
+    assert [r[0] for r in rows] == [c[0] for c in flight_columns]
+    assert [r[1] for r in rows] == list(range(1, len(rows) + 1))
+    assert dict((r[0], r[2]) for r in rows)["point_time"] == "timestamp(6) with time zone"
+    rows, _ = trino_rows(demo, "SHOW FUNCTIONS LIKE 'json\\_%' ESCAPE '\\'")
+    assert {"json_parse", "json_extract", "json_extract_scalar", "json_format"} <= {r[0] for r in rows}
+    # DESCRIBE OUTPUT / INPUT of a prepared statement (sent in the header, as clients do).
+    prepared = {"X-Trino-Prepared-Statement": "q=" + urllib.parse.quote_plus(
+        "SELECT entity_id, qty * 2 FROM orders_lines WHERE price > ?")}
+    out = pages(demo, "DESCRIBE OUTPUT q", prepared)
+    data = [row for p in out for row in p.get("data", [])]
+    assert [(r[0], r[4]) for r in data] == [("entity_id", "varchar"), ("_col1", "bigint")]
+    inp = pages(demo, "DESCRIBE INPUT q", prepared)
+    assert [row for p in inp for row in p.get("data", [])] == [[0, "double"]]
+    missing = pages(demo, "DESCRIBE OUTPUT nosuch")[-1]
+    assert missing["error"]["errorName"] == "NOT_FOUND"
+
+
+TRINO_SQL = [
+    # The same answers over the Trino protocol and Flight SQL (functions and rewrites are the engine's).
+    "SELECT o.entity_id, t.tag, t.n FROM orders o CROSS JOIN UNNEST(o.tags_array) WITH ORDINALITY AS t(tag, n) "
+    "ORDER BY 1, 3 LIMIT 20",
+    "SELECT format_datetime(placed, 'yyyy-MM-dd HH:mm'), date_format(placed, '%Y/%m/%d %H:%i') FROM orders "
+    "ORDER BY entity_id LIMIT 5",
+    "SELECT count(*) FROM orders WHERE contains(tags_array, 'gift') AND element_at(tags_array, 1) IS NOT NULL",
+    "SELECT try(CAST(orderid AS INTEGER)), try(10 / (length(channel) - length(channel))) FROM orders "
+    "ORDER BY entity_id LIMIT 3",
+    "SELECT channel FROM orders WHERE channel LIKE 'w!_%' ESCAPE '!' OR placed < TIMESTAMP '2024-01-02 00:00:00 UTC' "
+    "ORDER BY entity_id FETCH FIRST 3 ROWS ONLY",
+    "SELECT date_trunc('month', DATE '2024-05-15'), date_diff('month', DATE '2024-01-31', DATE '2024-02-29'), "
+    "regexp_replace('a1b2', '(\\d)', '<$1>'), concat('a', 'b', 'c'), strpos('hello', 'l')",
+]
+
+
+@pytest.mark.parametrize("sql", TRINO_SQL)
+def test_trino_sql_answers_the_same_over_both_protocols(demo, sql):
+    rows, _ = trino_rows(demo, sql)
+    flight = flight_rows(demo, sql)
+    assert rows, sql
+    assert [[str(v) for v in r] for r in rows] == [[str(v) for v in r] for r in flight]
