@@ -199,8 +199,10 @@ impl Engine {
         // `CAST(x AS VARCHAR)` gives plain strings, the type results are sent
         // in, instead of string views that must be converted for clients.
         config.options_mut().sql_parser.map_string_types_to_utf8view = false;
-        // `1.25` is DECIMAL(3,2), as in Trino and standard SQL, not a DOUBLE.
-        config.options_mut().sql_parser.parse_float_as_decimal = true;
+        // NULLs sort last in both directions, as in Trino (DataFusion's
+        // default puts them first in DESC, so `ORDER BY x DESC LIMIT n`
+        // would show NULLs as the top values).
+        config.options_mut().sql_parser.default_null_ordering = "nulls_last".into();
         let mut builder = SessionStateBuilder::new()
             .with_config(config)
             .with_default_features()

@@ -37,12 +37,18 @@ struct Inner {
 /// Batches a running query may produce ahead of a slow client.
 const AHEAD: usize = 2;
 
+/// The stack of a query thread (and of the serving threads, which parse).
+pub const QUERY_THREAD_STACK: usize = 16 << 20;
+
 impl QueryExecutor {
     /// An executor with `threads` worker threads (at least one).
     pub fn new(threads: usize) -> std::io::Result<QueryExecutor> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(threads.max(1))
             .thread_name("tsql-query")
+            // Deep expressions (a BI tool's 100-term OR) recurse deeply while
+            // planning; the engine grows stacks on demand past this too.
+            .thread_stack_size(QUERY_THREAD_STACK)
             .enable_time()
             .enable_io()
             .build()?;

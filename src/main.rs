@@ -586,6 +586,7 @@ fn main() -> ExitCode {
     // servers and clients use, or building a TLS config panics.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        .thread_stack_size(tsql::executor::QUERY_THREAD_STACK)
         .enable_all()
         .build()
         .expect("a tokio runtime starts");

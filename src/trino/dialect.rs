@@ -22,6 +22,7 @@ pub fn adapt(statement: &mut Parsed, catalog: &str) {
         // Trino's information_schema.columns has a hidden `comment` column:
         // there when a query names it (SQLAlchemy does), not in `SELECT *`.
         let comment = s.to_string().to_ascii_lowercase().contains("comment");
+        let _ = s.visit(&mut CaseInsensitiveNames);
         let _ = s.visit(&mut TrinoInformationSchema { catalog, comment });
     }
 }
@@ -59,6 +60,42 @@ fn name_columns(statement: &mut Parsed) {
             // After `*` the positions are not known from the text.
             _ => return,
         }
+    }
+}
+
+/// Trino resolves names without regard to case, quoted or not: quoted
+/// table and column names are lower-cased as unquoted ones are (tsql's
+/// names are lower-case). Aliases keep their case (they name result columns).
+struct CaseInsensitiveNames;
+
+impl VisitorMut for CaseInsensitiveNames {
+    type Break = ();
+
+    fn pre_visit_relation(
+        &mut self,
+        name: &mut datafusion::sql::sqlparser::ast::ObjectName,
+    ) -> ControlFlow<()> {
+        for part in name.0.iter_mut() {
+            if let datafusion::sql::sqlparser::ast::ObjectNamePart::Identifier(ident) = part {
+                lower(ident);
+            }
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn pre_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<()> {
+        match e {
+            Expr::Identifier(i) => lower(i),
+            Expr::CompoundIdentifier(parts) => parts.iter_mut().for_each(lower),
+            _ => {}
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+fn lower(i: &mut Ident) {
+    if i.quote_style == Some('"') {
+        i.value = i.value.to_lowercase();
     }
 }
 

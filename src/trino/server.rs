@@ -396,9 +396,13 @@ impl FrontEnd {
         catalog: &str,
         schema: &str,
     ) -> Result<Statement, (super::errors::Kind, String)> {
+        let mut table = None;
         let (statement, target) = match statement {
             Statement::Query(sql) => match super::show::rewrite(&sql, catalog, schema) {
-                Some(shown) => (Statement::Query(shown.sql), shown.schema),
+                Some(shown) => {
+                    table = shown.table;
+                    (Statement::Query(shown.sql), shown.schema)
+                }
                 None => (Statement::Query(sql), None),
             },
             Statement::Session {
@@ -433,6 +437,16 @@ impl FrontEnd {
                 .await;
             if let Err(e) = engine.check_defaults(&c, &s) {
                 return Err((super::errors::kind_of(&e), e.to_string()));
+            }
+            if let Some(t) = table {
+                let reference =
+                    datafusion::common::TableReference::full(c.as_str(), s.as_str(), t.as_str());
+                if !engine.context().table_exist(reference).unwrap_or(false) {
+                    return Err((
+                        super::errors::codes::TABLE_NOT_FOUND,
+                        format!("Table '{c}.{s}.{t}' does not exist: SHOW TABLES lists the tables"),
+                    ));
+                }
             }
         }
         Ok(statement)

@@ -55,14 +55,21 @@ pub struct Shown {
     pub sql: String,
     /// The catalog and schema it names, which must exist.
     pub schema: Option<(String, String)>,
+    /// The table it names in that schema, which must exist.
+    pub table: Option<String>,
 }
 
 /// The query a `SHOW`/`DESCRIBE` statement stands for, under the session's
 /// catalog and schema; `None` when `sql` is none of them.
 pub fn rewrite(sql: &str, catalog: &str, schema: &str) -> Option<Shown> {
     let mut named = None;
-    let sql = query_of(sql, catalog, schema, &mut named)?;
-    Some(Shown { sql, schema: named })
+    let mut table = None;
+    let sql = query_of(sql, catalog, schema, &mut named, &mut table)?;
+    Some(Shown {
+        sql,
+        schema: named,
+        table,
+    })
 }
 
 fn query_of(
@@ -70,6 +77,7 @@ fn query_of(
     catalog: &str,
     schema: &str,
     named: &mut Option<(String, String)>,
+    named_table: &mut Option<String>,
 ) -> Option<String> {
     let text = sql.trim().trim_end_matches(';').trim();
     let upper = text.to_ascii_uppercase();
@@ -123,6 +131,7 @@ fn query_of(
         ["SHOW", "CREATE", "TABLE", ..] | ["SHOW", "CREATE", "VIEW", ..] => {
             let (c, s, t) = qualified(after(3), catalog, schema)?;
             *named = Some((c.clone(), s.clone()));
+            *named_table = Some(t.clone());
             Some(format!(
                 "SELECT 'CREATE TABLE ' || {} || ' (' || chr(10) || \
                  string_agg('   ' || column_name || ' ' || data_type, ',' || chr(10) ORDER BY ordinal_position) || \
@@ -165,25 +174,33 @@ fn query_of(
             ))
         }
         ["SHOW", "COLUMNS", ..] | ["DESCRIBE", ..] | ["DESC", ..] => {
-            let target = if words[0] == "SHOW" {
-                from(after(2))?
+            // DESCRIBE INPUT/OUTPUT are about prepared statements.
+            if words[0] != "SHOW" && matches!(words.get(1), Some(&"INPUT") | Some(&"OUTPUT")) {
+                return None;
+            }
+            let (rest, l) = if words[0] == "SHOW" {
+                like(after(2), "column_name")
             } else {
-                let t = after(1).to_string();
-                // DESCRIBE INPUT/OUTPUT are about prepared statements.
-                if matches!(words.get(1), Some(&"INPUT") | Some(&"OUTPUT")) {
-                    return None;
-                }
-                t
+                (after(1), None)
+            };
+            let target = if words[0] == "SHOW" {
+                from(rest)?
+            } else {
+                rest.to_string()
             };
             let (c, s, t) = qualified(&target, catalog, schema)?;
             *named = Some((c.clone(), s.clone()));
+            *named_table = Some(t.clone());
+            let mut conds = vec![
+                format!("table_schema = {}", literal(&s)),
+                format!("table_name = {}", literal(&t)),
+            ];
+            conds.extend(l);
             Some(format!(
                 "SELECT column_name AS \"Column\", data_type AS \"Type\", '' AS \"Extra\", '' AS \"Comment\" \
-                 FROM {}.information_schema.columns WHERE table_schema = {} AND table_name = {} \
-                 ORDER BY ordinal_position",
+                 FROM {}.information_schema.columns{} ORDER BY ordinal_position",
                 quoted(&c),
-                literal(&s),
-                literal(&t)
+                filter(conds)
             ))
         }
         _ => None,

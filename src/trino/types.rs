@@ -220,9 +220,76 @@ pub fn values(array: &ArrayRef) -> Vec<Value> {
                 }
             }
         }
+        DataType::Interval(arrow::datatypes::IntervalUnit::YearMonth) => out.extend(
+            array
+                .as_primitive::<arrow::datatypes::IntervalYearMonthType>()
+                .iter()
+                .map(|v| v.map_or(Value::Null, |m| json!(year_to_month(m as i64)))),
+        ),
+        DataType::Interval(_) | DataType::Duration(_) => out.extend(day_to_second(array)),
         _ => out.extend(text_values(array)),
     }
     out
+}
+
+/// `Y-M`, Trino's text of an interval year to month.
+fn year_to_month(months: i64) -> String {
+    let sign = if months < 0 { "-" } else { "" };
+    format!("{sign}{}-{}", months.abs() / 12, months.abs() % 12)
+}
+
+/// `D HH:MM:SS.mmm`, Trino's text of an interval day to second, for
+/// intervals and durations; an interval with months (which a day count
+/// cannot hold) goes out as its own text, which clients refuse rather than
+/// misread.
+fn day_to_second(array: &ArrayRef) -> Vec<Value> {
+    let text = |millis: i64| {
+        let sign = if millis < 0 { "-" } else { "" };
+        let m = millis.unsigned_abs();
+        let (days, rest) = (m / 86_400_000, m % 86_400_000);
+        format!(
+            "{sign}{days} {:02}:{:02}:{:02}.{:03}",
+            rest / 3_600_000,
+            rest / 60_000 % 60,
+            rest / 1000 % 60,
+            rest % 1000
+        )
+    };
+    let fallback = text_values(array);
+    let millis: Vec<Option<i64>> = match array.data_type() {
+        DataType::Interval(arrow::datatypes::IntervalUnit::MonthDayNano) => array
+            .as_primitive::<arrow::datatypes::IntervalMonthDayNanoType>()
+            .iter()
+            .map(|v| {
+                v.and_then(|v| {
+                    (v.months == 0).then(|| v.days as i64 * 86_400_000 + v.nanoseconds / 1_000_000)
+                })
+            })
+            .collect(),
+        DataType::Interval(arrow::datatypes::IntervalUnit::DayTime) => array
+            .as_primitive::<arrow::datatypes::IntervalDayTimeType>()
+            .iter()
+            .map(|v| v.map(|v| v.days as i64 * 86_400_000 + v.milliseconds as i64))
+            .collect(),
+        DataType::Duration(_) => {
+            match arrow::compute::cast(array, &DataType::Duration(TimeUnit::Millisecond)) {
+                Ok(d) => d
+                    .as_primitive::<arrow::datatypes::DurationMillisecondType>()
+                    .iter()
+                    .collect(),
+                Err(_) => return fallback,
+            }
+        }
+        _ => return fallback,
+    };
+    millis
+        .into_iter()
+        .zip(fallback)
+        .map(|(m, text_value)| match m {
+            Some(m) => json!(text(m)),
+            None => text_value,
+        })
+        .collect()
 }
 
 /// Values as their text (decimals scale-padded, dates ISO, strings as is).

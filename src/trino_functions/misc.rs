@@ -274,6 +274,9 @@ pub fn trino_type_name(t: &DataType) -> String {
         DataType::Time32(u) | DataType::Time64(u) => format!("time({})", precision(u)),
         DataType::Timestamp(u, None) => format!("timestamp({})", precision(u)),
         DataType::Timestamp(u, Some(_)) => format!("timestamp({}) with time zone", precision(u)),
+        DataType::Interval(arrow::datatypes::IntervalUnit::YearMonth) => {
+            "interval year to month".into()
+        }
         DataType::Interval(_) | DataType::Duration(_) => "interval day to second".into(),
         DataType::List(f)
         | DataType::LargeList(f)

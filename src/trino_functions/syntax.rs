@@ -49,7 +49,22 @@ impl VisitorMut for Queries {
 
     fn post_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
         fetch_as_limit(query);
-        unnest_in(&mut query.body);
+        let mut renames = Vec::new();
+        unnest_in(&mut query.body, &mut renames);
+        // `t.x` of an UNNEST's alias is the new sub-query's column, in the
+        // select list and in ORDER BY, GROUP BY, HAVING alike.
+        if !renames.is_empty() {
+            let _ = visit_expressions_mut(query, |e| {
+                if let Expr::CompoundIdentifier(parts) = e {
+                    if let [q, _] = parts.as_mut_slice() {
+                        if let Some((_, to)) = renames.iter().find(|(from, _)| ident_eq(from, q)) {
+                            *q = to.clone();
+                        }
+                    }
+                }
+                ControlFlow::<()>::Continue(())
+            });
+        }
         ControlFlow::Continue(())
     }
 }
@@ -59,9 +74,8 @@ fn fetch_as_limit(query: &mut Query) {
     if fetch.with_ties || fetch.percent {
         return;
     }
-    let Some(n) = fetch.quantity.clone() else {
-        return;
-    };
+    // FETCH FIRST ROW ONLY: one row.
+    let n = fetch.quantity.clone().unwrap_or_else(|| parse_expr("1"));
     match &mut query.limit_clause {
         None => {
             query.limit_clause = Some(LimitClause::LimitOffset {
@@ -126,9 +140,50 @@ fn rewrite_expr(e: &mut Expr) {
                 "arrow_cast({expr}, 'Timestamp({unit}, Some(\"UTC\"))')"
             ));
         }
-        // 1.5e0 is a DOUBLE (1.5 is a DECIMAL): scientific notation means a double.
-        Expr::Value(v) if matches!(&v.value, Value::Number(n, _) if n.contains(['e', 'E'])) => {
-            *e = parse_expr(&format!("CAST({v} AS DOUBLE)"));
+        // EXTRACT(field FROM x) as Trino's field functions (BIGINT; DOW is ISO, Monday = 1).
+        Expr::Extract { field, expr, .. } => {
+            use datafusion::sql::sqlparser::ast::DateTimeField as F;
+            let name = match field {
+                F::Year => "year",
+                F::Quarter => "quarter",
+                F::Month => "month",
+                F::Week(None) => "week",
+                F::Day => "day",
+                F::DayOfWeek | F::Dow | F::Isodow => "day_of_week",
+                F::DayOfYear | F::Doy => "day_of_year",
+                F::Hour => "hour",
+                F::Minute => "minute",
+                F::Second => "second",
+                F::Custom(c) if c.value.eq_ignore_ascii_case("day_of_week") => "day_of_week",
+                F::Custom(c) if c.value.eq_ignore_ascii_case("day_of_year") => "day_of_year",
+                F::Custom(c) if c.value.eq_ignore_ascii_case("year_of_week") => return,
+                _ => return,
+            };
+            *e = parse_expr(&format!("{name}({expr})"));
+        }
+        // CAST(x AS VARCHAR(n)) keeps n characters, as Trino does.
+        Expr::Cast {
+            kind: CastKind::Cast,
+            expr,
+            data_type: DataType::Varchar(Some(len)) | DataType::CharacterVarying(Some(len)),
+            ..
+        } => {
+            if let datafusion::sql::sqlparser::ast::CharacterLength::IntegerLength {
+                length, ..
+            } = len
+            {
+                *e = parse_expr(&format!("substr(CAST({expr} AS VARCHAR), 1, {length})"));
+            }
+        }
+        // now() and current_timestamp are TIMESTAMP(3) WITH TIME ZONE, as in Trino.
+        Expr::Function(f)
+            if ["now", "current_timestamp"]
+                .iter()
+                .any(|n| f.name.to_string().eq_ignore_ascii_case(n))
+                && matches!(&f.args, FunctionArguments::None)
+                    | matches!(&f.args, FunctionArguments::List(l) if l.args.is_empty()) =>
+        {
+            *e = parse_expr("arrow_cast(now(), 'Timestamp(Millisecond, Some(\"UTC\"))')");
         }
         // `current_user` (no parentheses, as Trino writes it) is a call.
         Expr::Function(f)
@@ -188,11 +243,18 @@ fn literal_with_precision(t: &DataType, text: &str) -> Option<Expr> {
             0..=6 => "Time64(Microsecond)".to_string(),
             _ => "Time64(Nanosecond)".to_string(),
         },
-        // DECIMAL '1.50' is the number as written: DECIMAL(3,2).
+        // DECIMAL '1.50' has the precision and scale it is written with: DECIMAL(3,2).
         DataType::Decimal(_) | DataType::Numeric(_) | DataType::Dec(_)
             if text.trim().parse::<f64>().is_ok() && !text.contains(['e', 'E']) =>
         {
-            return Some(parse_expr(text.trim()));
+            let digits = text.trim().trim_start_matches(['-', '+']);
+            let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
+            let whole = whole.trim_start_matches('0');
+            let scale = fraction.len();
+            let precision = (whole.len() + scale).max(1);
+            return Some(parse_expr(&format!(
+                "CAST('{quoted}' AS DECIMAL({precision}, {scale}))"
+            )));
         }
         _ => return None,
     };
@@ -257,10 +319,9 @@ fn null_instead_of_error(e: &mut Expr) {
 }
 
 /// Rewrites the `UNNEST` relations of every `SELECT` in `body`.
-fn unnest_in(body: &mut SetExpr) {
+fn unnest_in(body: &mut SetExpr, renames: &mut Vec<(Ident, Ident)>) {
     match body {
         SetExpr::Select(select) => {
-            let mut renames = Vec::new();
             // `FROM a, UNNEST(a.x) AS t(y)`: one relation with a join.
             let mut i = 1;
             while i < select.from.len() {
@@ -282,31 +343,17 @@ fn unnest_in(body: &mut SetExpr) {
                 }
             }
             for from in &mut select.from {
-                lateral_unnests(from, &mut renames);
+                lateral_unnests(from, renames);
                 if from.joins.is_empty() && is_unnest(&from.relation) {
                     if let Some(table) = standalone_unnest(&from.relation) {
                         from.relation = table;
                     }
                 }
             }
-            if !renames.is_empty() {
-                let _ = visit_expressions_mut(&mut **select, |e| {
-                    if let Expr::CompoundIdentifier(parts) = e {
-                        if let [q, _] = parts.as_mut_slice() {
-                            if let Some((_, to)) =
-                                renames.iter().find(|(from, _)| ident_eq(from, q))
-                            {
-                                *q = to.clone();
-                            }
-                        }
-                    }
-                    ControlFlow::<()>::Continue(())
-                });
-            }
         }
         SetExpr::SetOperation { left, right, .. } => {
-            unnest_in(left);
-            unnest_in(right);
+            unnest_in(left, renames);
+            unnest_in(right, renames);
         }
         _ => {}
     }
@@ -480,6 +527,13 @@ mod tests {
     }
 
     #[test]
+    fn unnest_alias_columns_work_in_order_by() {
+        assert!(rewritten("SELECT t.tag FROM orders CROSS JOIN UNNEST(tags) AS t(tag) GROUP BY t.tag ORDER BY t.tag")
+            .ends_with("GROUP BY orders.tag ORDER BY orders.tag"));
+        assert!(rewritten("SELECT a FROM t FETCH FIRST ROW ONLY").ends_with("LIMIT 1"));
+    }
+
+    #[test]
     fn fetch_first_becomes_limit_at_every_level() {
         assert_eq!(
             rewritten(
@@ -522,7 +576,7 @@ mod tests {
         assert!(rewritten("SELECT TIME '01:02:03.1234567'").contains("'Time64(Nanosecond)'"));
         assert_eq!(
             rewritten("SELECT DECIMAL '-12345.6789'"),
-            "SELECT -12345.6789"
+            "SELECT CAST('-12345.6789' AS DECIMAL(9,4))"
         );
         assert_eq!(
             rewritten("SELECT current_user, CURRENT_USER"),

@@ -406,3 +406,25 @@ def test_trino_sql_answers_the_same_over_both_protocols(demo, sql):
     flight = flight_rows(demo, sql)
     assert rows, sql
     assert [[str(v) for v in r] for r in rows] == [[str(v) for v in r] for r in flight]
+
+
+def test_deep_expressions_do_not_stop_the_server(demo):
+    """A BI tool's long OR chains and sums plan on stacks that grow: the server answers and stays up."""
+    ors = " OR ".join(f"orderid = 'O-{i:05}'" for i in range(400))
+    rows, _ = trino_rows(demo, f"SELECT count(*) FROM orders WHERE {ors}")
+    assert rows == flight_rows(demo, "SELECT count(*) FROM orders WHERE orderid < 'O-00400'")
+    total = " + ".join(["1"] * 1000)
+    assert trino_rows(demo, f"SELECT {total}")[0] == [[1000]]
+    assert flight_rows(demo, f"SELECT {total}") == [[1000]]
+    assert demo.server.alive()
+
+
+def test_intervals_as_trino_sends_them(demo):
+    """Day-to-second intervals as `D HH:MM:SS.mmm`, which the Python client reads into timedeltas."""
+    import datetime
+
+    rows, _ = trino_rows(demo, "SELECT INTERVAL '3' DAY, INTERVAL '90' MINUTE, max(placed) - min(placed) FROM orders")
+    (three, ninety, span), = rows
+    assert three == datetime.timedelta(days=3) and ninety == datetime.timedelta(minutes=90)
+    (lo, hi), = flight_rows(demo, "SELECT min(placed), max(placed) FROM orders")
+    assert span == hi - lo
