@@ -1,7 +1,8 @@
 //! JSON as text, in Trino's spelling: `json_parse(s)` and `json_format(j)`
 //! (the text, checked and made compact), `json_extract(j, path)` (the JSON at
-//! the path) and `json_extract_scalar(j, path)` (a scalar at the path as
-//! text). Paths: `$`, `.key`, `["key"]`, `[index]`.
+//! the path), `json_extract_scalar(j, path)` (a scalar at the path as
+//! text), `json_size(j, path)` and `json_array_length(j)` (BIGINT).
+//! Paths: `$`, `.key`, `["key"]`, `[index]`.
 
 use std::sync::Arc;
 
@@ -22,6 +23,8 @@ pub(super) fn functions() -> Vec<ScalarUDF> {
         udf(Json::new("json_format", 1, Kind::Parse)),
         udf(Json::new("json_extract", 2, Kind::Extract)),
         udf(Json::new("json_extract_scalar", 2, Kind::Scalar)),
+        udf(Json::new("json_size", 2, Kind::Size)),
+        udf(Json::new("json_array_length", 1, Kind::Size)),
     ]
 }
 
@@ -30,6 +33,8 @@ enum Kind {
     Parse,
     Extract,
     Scalar,
+    /// The number of elements of the array or object (0 for a scalar).
+    Size,
 }
 
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -123,7 +128,10 @@ impl ScalarUDFImpl for Json {
         &self.signature
     }
     fn return_type(&self, _args: &[DataType]) -> Result<DataType> {
-        Ok(DataType::Utf8)
+        Ok(match self.kind {
+            Kind::Size => DataType::Int64,
+            _ => DataType::Utf8,
+        })
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let texts = cast(&args.args[0].to_array(args.number_rows)?, &DataType::Utf8)?;
@@ -175,6 +183,12 @@ impl ScalarUDFImpl for Json {
             };
             out.push(match (self.kind, found) {
                 (_, None) => None,
+                (Kind::Size, Some(Value::Array(a))) => Some(a.len().to_string()),
+                // json_array_length of anything but an array is NULL; json_size
+                // of an object its keys, of a scalar 0.
+                (Kind::Size, Some(_)) if self.name == "json_array_length" => None,
+                (Kind::Size, Some(Value::Object(m))) => Some(m.len().to_string()),
+                (Kind::Size, Some(_)) => Some("0".into()),
                 (Kind::Scalar, Some(Value::String(s))) => Some(s.clone()),
                 (Kind::Scalar, Some(Value::Number(n))) => Some(n.to_string()),
                 (Kind::Scalar, Some(Value::Bool(b))) => Some(b.to_string()),
@@ -182,7 +196,11 @@ impl ScalarUDFImpl for Json {
                 (_, Some(v)) => Some(v.to_string()),
             });
         }
-        Ok(ColumnarValue::Array(Arc::new(StringArray::from(out))))
+        let out = Arc::new(StringArray::from(out));
+        Ok(ColumnarValue::Array(match self.kind {
+            Kind::Size => cast(&(out as arrow::array::ArrayRef), &DataType::Int64)?,
+            _ => out,
+        }))
     }
 }
 

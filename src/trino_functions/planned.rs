@@ -2,7 +2,9 @@
 //! DataFusion's own: `concat` (NULL when any argument is NULL; arrays are
 //! concatenated), `regexp_replace` (every match; `$n` groups; the
 //! two-argument form removes), `strpos` and `length` (BIGINT), `date_trunc`
-//! (a date stays a date).
+//! (a date stays a date), and Trino's names for what DataFusion has under
+//! others: `mod`, `sign`, `truncate`, `replace(s, x)`, `slice`,
+//! `from_iso8601_date`, `to_iso8601`, `last_day_of_month`.
 
 use arrow::datatypes::DataType;
 use datafusion::common::{DataFusionError, Result, ScalarValue};
@@ -21,6 +23,14 @@ pub(super) fn functions() -> Vec<ScalarUDF> {
         udf(Planned::new("strpos", Kind::Strpos)),
         udf(Planned::new("length", Kind::Length)),
         udf(Planned::new("date_trunc", Kind::DateTrunc)),
+        udf(Planned::new("mod", Kind::Mod)),
+        udf(Planned::new("sign", Kind::Sign)),
+        udf(Planned::new("truncate", Kind::Truncate)),
+        udf(Planned::new("replace", Kind::Replace)),
+        udf(Planned::new("slice", Kind::Slice)),
+        udf(Planned::new("from_iso8601_date", Kind::FromIso8601Date)),
+        udf(Planned::new("to_iso8601", Kind::ToIso8601)),
+        udf(Planned::new("last_day_of_month", Kind::LastDayOfMonth)),
     ]
 }
 
@@ -31,6 +41,18 @@ enum Kind {
     Strpos,
     Length,
     DateTrunc,
+    Mod,
+    Sign,
+    Truncate,
+    Replace,
+    Slice,
+    FromIso8601Date,
+    ToIso8601,
+    LastDayOfMonth,
+}
+
+fn micros() -> DataType {
+    DataType::Timestamp(arrow::datatypes::TimeUnit::Microsecond, None)
 }
 
 /// A Trino function planned as other expressions (see the module's text).
@@ -78,7 +100,14 @@ impl ScalarUDFImpl for Planned {
             Kind::RegexpReplace => 2..=3,
             Kind::Strpos => 2..=2,
             Kind::Length => 1..=1,
-            Kind::DateTrunc => 2..=2,
+            Kind::DateTrunc | Kind::Mod => 2..=2,
+            Kind::Sign
+            | Kind::Truncate
+            | Kind::FromIso8601Date
+            | Kind::ToIso8601
+            | Kind::LastDayOfMonth => 1..=1,
+            Kind::Replace => 2..=3,
+            Kind::Slice => 3..=3,
         };
         if !arity.contains(&args.len()) {
             return Err(DataFusionError::Plan(format!(
@@ -87,8 +116,37 @@ impl ScalarUDFImpl for Planned {
                 args.len()
             )));
         }
+        let numeric = |t: &DataType| t.is_numeric() || t.is_null();
+        let bad = || {
+            DataFusionError::Plan(format!(
+                "{} does not take ({})",
+                self.name,
+                args.iter()
+                    .map(|t| t.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        };
         Ok(match self.kind {
             Kind::Concat if args.iter().any(is_list) => args.to_vec(),
+            Kind::Mod if args.iter().all(numeric) => {
+                let common =
+                    datafusion::logical_expr::type_coercion::binary::type_union_resolution(args)
+                        .ok_or_else(bad)?;
+                vec![common.clone(), common]
+            }
+            Kind::Sign if numeric(&args[0]) => vec![args[0].clone()],
+            Kind::Truncate if numeric(&args[0]) => vec![DataType::Float64],
+            Kind::Mod | Kind::Sign | Kind::Truncate => return Err(bad()),
+            Kind::Slice if is_list(&args[0]) => {
+                vec![args[0].clone(), DataType::Int64, DataType::Int64]
+            }
+            Kind::Slice => return Err(bad()),
+            Kind::ToIso8601 | Kind::LastDayOfMonth => match &args[0] {
+                t @ (DataType::Date32 | DataType::Timestamp(..)) => vec![t.clone()],
+                DataType::Date64 => vec![DataType::Date32],
+                _ => return Err(bad()),
+            },
             Kind::DateTrunc => vec![
                 DataType::Utf8,
                 match &args[1] {
@@ -117,6 +175,10 @@ impl ScalarUDFImpl for Planned {
             Kind::Concat | Kind::RegexpReplace => DataType::Utf8,
             Kind::Strpos | Kind::Length => DataType::Int64,
             Kind::DateTrunc => args[1].clone(),
+            Kind::Mod | Kind::Sign | Kind::Slice => args[0].clone(),
+            Kind::Truncate => DataType::Float64,
+            Kind::Replace | Kind::ToIso8601 => DataType::Utf8,
+            Kind::FromIso8601Date | Kind::LastDayOfMonth => DataType::Date32,
         })
     }
     fn simplify(&self, args: Vec<Expr>, info: &SimplifyContext) -> Result<ExprSimplifyResult> {
@@ -173,6 +235,64 @@ impl ScalarUDFImpl for Planned {
                 } else {
                     f::date_trunc(unit, t)
                 }
+            }
+            Kind::Mod => {
+                let mut args = args.into_iter();
+                let (a, b) = (args.next().expect("two"), args.next().expect("two"));
+                Expr::BinaryExpr(BinaryExpr::new(Box::new(a), Operator::Modulo, Box::new(b)))
+            }
+            Kind::Sign => {
+                let x = args.into_iter().next().expect("one");
+                let t = info.get_data_type(&x)?;
+                cast(f::signum(cast(x, DataType::Float64)), t)
+            }
+            Kind::Truncate => f::trunc(args),
+            Kind::Replace => {
+                let mut args = args.into_iter();
+                let (s, x) = (args.next().expect("two"), args.next().expect("two"));
+                f::replace(s, x, args.next().unwrap_or_else(|| lit("")))
+            }
+            Kind::Slice => {
+                // Trino's slice(a, start, length): elements start … start + length - 1.
+                let mut args = args.into_iter();
+                let (a, start, length) = (
+                    args.next().expect("three"),
+                    args.next().expect("three"),
+                    args.next().expect("three"),
+                );
+                let end = start.clone() + length - lit(1i64);
+                datafusion::functions_nested::expr_fn::array_slice(a, start, end, None)
+            }
+            Kind::FromIso8601Date => cast(args.into_iter().next().expect("one"), DataType::Date32),
+            Kind::ToIso8601 => {
+                let x = args.into_iter().next().expect("one");
+                let format = match info.get_data_type(&x)? {
+                    DataType::Timestamp(u, zone) => {
+                        let fraction = match u {
+                            arrow::datatypes::TimeUnit::Second => "",
+                            arrow::datatypes::TimeUnit::Millisecond => "%.3f",
+                            arrow::datatypes::TimeUnit::Microsecond => "%.6f",
+                            arrow::datatypes::TimeUnit::Nanosecond => "%.9f",
+                        };
+                        format!(
+                            "%Y-%m-%dT%H:%M:%S{fraction}{}",
+                            if zone.is_some() { "Z" } else { "" }
+                        )
+                    }
+                    _ => "%Y-%m-%d".to_string(),
+                };
+                f::to_char(x, lit(format))
+            }
+            Kind::LastDayOfMonth => {
+                let x = cast(args.into_iter().next().expect("one"), micros());
+                let month = f::date_trunc(lit("month"), x);
+                let next = month + lit(ScalarValue::IntervalYearMonth(Some(1)));
+                cast(
+                    next - lit(ScalarValue::IntervalDayTime(Some(
+                        arrow::datatypes::IntervalDayTime::new(1, 0),
+                    ))),
+                    DataType::Date32,
+                )
             }
             Kind::Length => cast(
                 f::character_length(args.into_iter().next().expect("one")),
