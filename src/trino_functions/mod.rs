@@ -13,7 +13,7 @@ mod collections;
 mod formats;
 mod json;
 pub(crate) mod misc;
-mod planned;
+pub(crate) mod planned;
 mod syntax;
 mod temporal;
 

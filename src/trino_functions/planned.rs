@@ -31,6 +31,7 @@ pub(super) fn functions() -> Vec<ScalarUDF> {
         udf(Planned::new("from_iso8601_date", Kind::FromIso8601Date)),
         udf(Planned::new("to_iso8601", Kind::ToIso8601)),
         udf(Planned::new("last_day_of_month", Kind::LastDayOfMonth)),
+        udf(Planned::new(TO_VARCHAR, Kind::ToVarchar)),
     ]
 }
 
@@ -49,7 +50,13 @@ enum Kind {
     FromIso8601Date,
     ToIso8601,
     LastDayOfMonth,
+    ToVarchar,
 }
+
+/// What `CAST(x AS VARCHAR)` is planned as (`super::syntax`): timestamps and
+/// times written as Trino writes them (`2024-01-02 03:04:05.123456 UTC`),
+/// everything else as the engine casts it.
+pub const TO_VARCHAR: &str = "tsql_varchar";
 
 fn micros() -> DataType {
     DataType::Timestamp(arrow::datatypes::TimeUnit::Microsecond, None)
@@ -105,7 +112,8 @@ impl ScalarUDFImpl for Planned {
             | Kind::Truncate
             | Kind::FromIso8601Date
             | Kind::ToIso8601
-            | Kind::LastDayOfMonth => 1..=1,
+            | Kind::LastDayOfMonth
+            | Kind::ToVarchar => 1..=1,
             Kind::Replace => 2..=3,
             Kind::Slice => 3..=3,
         };
@@ -142,6 +150,7 @@ impl ScalarUDFImpl for Planned {
                 vec![args[0].clone(), DataType::Int64, DataType::Int64]
             }
             Kind::Slice => return Err(bad()),
+            Kind::ToVarchar => args.to_vec(),
             Kind::ToIso8601 | Kind::LastDayOfMonth => match &args[0] {
                 t @ (DataType::Date32 | DataType::Timestamp(..)) => vec![t.clone()],
                 DataType::Date64 => vec![DataType::Date32],
@@ -177,7 +186,7 @@ impl ScalarUDFImpl for Planned {
             Kind::DateTrunc => args[1].clone(),
             Kind::Mod | Kind::Sign | Kind::Slice => args[0].clone(),
             Kind::Truncate => DataType::Float64,
-            Kind::Replace | Kind::ToIso8601 => DataType::Utf8,
+            Kind::Replace | Kind::ToIso8601 | Kind::ToVarchar => DataType::Utf8,
             Kind::FromIso8601Date | Kind::LastDayOfMonth => DataType::Date32,
         })
     }
@@ -282,6 +291,25 @@ impl ScalarUDFImpl for Planned {
                     _ => "%Y-%m-%d".to_string(),
                 };
                 f::to_char(x, lit(format))
+            }
+            Kind::ToVarchar => {
+                let x = args.into_iter().next().expect("one");
+                let fraction = |u: &arrow::datatypes::TimeUnit| match u {
+                    arrow::datatypes::TimeUnit::Second => "",
+                    arrow::datatypes::TimeUnit::Millisecond => "%.3f",
+                    arrow::datatypes::TimeUnit::Microsecond => "%.6f",
+                    arrow::datatypes::TimeUnit::Nanosecond => "%.9f",
+                };
+                match info.get_data_type(&x)? {
+                    DataType::Timestamp(u, zone) => {
+                        let zone = if zone.is_some() { " UTC" } else { "" };
+                        f::to_char(x, lit(format!("%Y-%m-%d %H:%M:%S{}{zone}", fraction(&u))))
+                    }
+                    DataType::Time32(u) | DataType::Time64(u) => {
+                        f::to_char(x, lit(format!("%H:%M:%S{}", fraction(&u))))
+                    }
+                    _ => cast(x, DataType::Utf8),
+                }
             }
             Kind::LastDayOfMonth => {
                 let x = cast(args.into_iter().next().expect("one"), micros());

@@ -161,6 +161,19 @@ fn rewrite_expr(e: &mut Expr) {
             };
             *e = parse_expr(&format!("{name}({expr})"));
         }
+        // CAST(x AS VARCHAR): timestamps and times as Trino writes them.
+        Expr::Cast {
+            kind: CastKind::Cast,
+            expr,
+            data_type:
+                DataType::Varchar(None)
+                | DataType::CharacterVarying(None)
+                | DataType::Text
+                | DataType::String(None),
+            ..
+        } => {
+            *e = parse_expr(&format!("{}({expr})", super::planned::TO_VARCHAR));
+        }
         // CAST(x AS VARCHAR(n)) keeps n characters, as Trino does.
         Expr::Cast {
             kind: CastKind::Cast,
@@ -172,7 +185,10 @@ fn rewrite_expr(e: &mut Expr) {
                 length, ..
             } = len
             {
-                *e = parse_expr(&format!("substr(CAST({expr} AS VARCHAR), 1, {length})"));
+                *e = parse_expr(&format!(
+                    "substr({}({expr}), 1, {length})",
+                    super::planned::TO_VARCHAR
+                ));
             }
         }
         // now() and current_timestamp are TIMESTAMP(3) WITH TIME ZONE, as in Trino.

@@ -64,7 +64,7 @@ DIFFERENCES = {
     "values/decimal_division": "decimal division keeps the engine's scale (decimal(25, 4), not decimal(12, 1))",
     "values/cast_double_to_integer": "CAST of a double to an integer truncates (the engine's cast); Trino rounds",
     "values/cast_double_to_varchar": "doubles cast to varchar are written plainly (0.3333333333333333, not 3.333333333333333E-1)",
-    "values/cast_to_varchar": "timestamps cast to varchar have a T between date and time",
+    "values/cast_to_varchar": "1.50 is a DOUBLE literal, so its text is 1.5",
     "values/sum_avg_types": "the engine refuses sum(x) next to sum(CAST(x AS decimal)) (duplicate names)",
     "values/values_bare_rows": "VALUES rows must be in parentheses: VALUES (1), (2)",
     **{f"functions/{c}": JSON_TEXT for c in (
