@@ -387,17 +387,9 @@ fn is_unnest(t: &TableFactor) -> bool {
 /// `from` → `(SELECT r.*, unnest(e) AS c, … FROM R AS r) AS r`, noting that
 /// `t.c` is now `r.c`.
 fn lateral_unnests(from: &mut TableWithJoins, renames: &mut Vec<(Ident, Ident)>) {
+    hoist_unnests(from);
     while let Some(join) = from.joins.first() {
-        let cross = match &join.join_operator {
-            JoinOperator::CrossJoin(_) => true,
-            JoinOperator::Join(c) | JoinOperator::Inner(c) => matches!(
-                c,
-                datafusion::sql::sqlparser::ast::JoinConstraint::On(Expr::Value(v))
-                    if v.value == Value::Boolean(true)
-            ),
-            _ => false,
-        };
-        if !cross || !is_unnest(&join.relation) {
+        if !is_cross_unnest(join) {
             return;
         }
         let Some(outer) = relation_name(&from.relation) else {
@@ -425,6 +417,75 @@ fn lateral_unnests(from: &mut TableWithJoins, renames: &mut Vec<(Ident, Ident)>)
         from.relation = table;
         from.joins.remove(0);
     }
+}
+
+/// `CROSS JOIN UNNEST(…)` or `JOIN UNNEST(…) ON TRUE`.
+fn is_cross_unnest(join: &datafusion::sql::sqlparser::ast::Join) -> bool {
+    let cross = match &join.join_operator {
+        JoinOperator::CrossJoin(_) => true,
+        JoinOperator::Join(c) | JoinOperator::Inner(c) => matches!(
+            c,
+            datafusion::sql::sqlparser::ast::JoinConstraint::On(Expr::Value(v))
+                if v.value == Value::Boolean(true)
+        ),
+        _ => false,
+    };
+    cross && is_unnest(&join.relation)
+}
+
+/// `R a JOIN S … CROSS JOIN UNNEST(a.x)` → `R a CROSS JOIN UNNEST(a.x) JOIN S …`
+/// when the UNNEST reads only the first table's columns (named `a.…`) and
+/// the joins before it keep every row of R (inner, cross or left): the same
+/// rows, in an order the engine plans.
+fn hoist_unnests(from: &mut TableWithJoins) {
+    let Some(outer) = relation_name(&from.relation) else {
+        return;
+    };
+    let mut k = 1;
+    while k < from.joins.len() {
+        let keeps_outer_rows = from.joins[..k].iter().all(|j| {
+            matches!(
+                j.join_operator,
+                JoinOperator::Join(_)
+                    | JoinOperator::Inner(_)
+                    | JoinOperator::CrossJoin(_)
+                    | JoinOperator::Left(_)
+                    | JoinOperator::LeftOuter(_)
+            )
+        });
+        if keeps_outer_rows
+            && is_cross_unnest(&from.joins[k])
+            && reads_only(&from.joins[k].relation, &outer)
+        {
+            let unnest = from.joins.remove(k);
+            // After the UNNESTs already hoisted.
+            let at = from.joins.iter().take_while(|j| is_cross_unnest(j)).count();
+            from.joins.insert(at, unnest);
+        }
+        k += 1;
+    }
+}
+
+/// Whether every column an UNNEST reads is qualified by `outer`.
+fn reads_only(t: &TableFactor, outer: &Ident) -> bool {
+    let TableFactor::UNNEST { array_exprs, .. } = t else {
+        return false;
+    };
+    let mut only = true;
+    for e in array_exprs {
+        let mut e = e.clone();
+        let _ = visit_expressions_mut(&mut e, |x| {
+            match x {
+                Expr::Identifier(_) => only = false,
+                Expr::CompoundIdentifier(parts) => {
+                    only &= parts.len() == 2 && ident_eq(&parts[0], outer);
+                }
+                _ => {}
+            }
+            ControlFlow::<()>::Continue(())
+        });
+    }
+    only
 }
 
 /// `UNNEST(e…) WITH ORDINALITY AS t(c…, n)` on its own → a sub-query.
@@ -540,6 +601,22 @@ mod tests {
             .remove(0);
         rewrite_statement(&mut s);
         s.to_string()
+    }
+
+    #[test]
+    fn unnest_after_a_join_reads_the_first_table() {
+        let q = rewritten(
+            "SELECT c.name, t.tag FROM orders o JOIN customers c ON o.cid = c.id CROSS JOIN UNNEST(o.tags) AS t(tag)",
+        );
+        assert_eq!(
+            q,
+            "SELECT c.name, o.tag FROM (SELECT o.*, unnest(o.tags) AS tag FROM orders o) AS o JOIN customers c ON o.cid = c.id"
+        );
+        // Reading the joined table: left as it is.
+        let q = rewritten(
+            "SELECT 1 FROM orders o JOIN customers c ON true CROSS JOIN UNNEST(c.tags) AS t(tag)",
+        );
+        assert!(q.contains("UNNEST(c.tags)"), "{q}");
     }
 
     #[test]
