@@ -7,6 +7,7 @@ mod dialect;
 mod errors;
 mod jdbc;
 mod query;
+mod rows;
 mod server;
 mod show;
 mod statements;

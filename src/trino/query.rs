@@ -14,7 +14,7 @@ use futures::{Stream, StreamExt};
 use serde_json::{Value, json};
 
 use super::errors::{Kind, codes, error_json, kind_of};
-use super::types::{column, values};
+use super::types::column;
 use crate::Caller;
 use crate::queries::{QueryEntry, QueryState};
 use crate::serving::Serving;
@@ -376,13 +376,11 @@ impl TrinoQuery {
                     }
                 }
             };
-            let mut cols: Vec<Vec<Value>> = batch.columns().iter().map(values).collect();
+            let written = super::rows::Rows::of(&batch);
             let mut taken = 0;
-            for r in 0..batch.num_rows() {
-                let row =
-                    Value::Array(cols.iter_mut().map(|c| std::mem::take(&mut c[r])).collect());
+            for r in 0..written.len() {
                 data.push(if rows == 0 { '[' } else { ',' });
-                data.push_str(&row.to_string());
+                written.write(r, &mut data);
                 rows += 1;
                 taken += 1;
                 if data.len() >= PAGE_BYTES {
