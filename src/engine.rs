@@ -595,6 +595,7 @@ impl Engine {
     /// `sql` parsed in the engine's dialect, `?` parameters numbered and
     /// Trino's syntax rewritten (`crate::trino_functions::rewrite`).
     fn parse(&self, sql: &str) -> Result<datafusion::sql::parser::Statement> {
+        check_nesting(sql)?;
         let state = self.ctx.state_ref();
         let state = state.read();
         let dialect = state.config().options().sql_parser.dialect;
@@ -642,6 +643,53 @@ impl Engine {
         let df = self.plan(sql).await?;
         df.execute_stream().await.map_err(explain)
     }
+}
+
+/// How deeply parentheses may nest in a statement: the parser's time grows
+/// steeply past this (48 nested CASTs kept a thread busy for minutes).
+const MAX_NESTING: usize = 40;
+
+/// Refuses a statement whose parentheses nest deeper than [`MAX_NESTING`]
+/// (outside string literals, quoted names and comments).
+fn check_nesting(sql: &str) -> Result<()> {
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' | '"' => {
+                for d in chars.by_ref() {
+                    if d == c {
+                        break;
+                    }
+                }
+            }
+            '-' if chars.peek() == Some(&'-') => {
+                for d in chars.by_ref() {
+                    if d == '\n' {
+                        break;
+                    }
+                }
+            }
+            '(' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            ')' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    if deepest > MAX_NESTING {
+        return Err(DataFusionError::SQL(
+            Box::new(
+                datafusion::sql::sqlparser::parser::ParserError::ParserError(format!(
+                    "the statement nests parentheses {deepest} deep; tsql reads at most {MAX_NESTING}: \
+                 name parts of it in a WITH clause"
+                )),
+            ),
+            None,
+        ));
+    }
+    Ok(())
 }
 
 /// Turns JDBC/ODBC-style `?` parameters into DataFusion's `$1`, `$2`, … (outside

@@ -69,10 +69,11 @@ pub enum ErrorClass {
 /// The class of `e`, judged by its innermost cause.
 pub fn class(e: &DataFusionError) -> ErrorClass {
     use arrow::error::ArrowError;
-    let outer = match e {
-        DataFusionError::Context(_, inner) => inner.as_ref(),
-        other => other,
-    };
+    let mut outer = e;
+    // Context and diagnostics wrap the error that says what went wrong.
+    while let DataFusionError::Context(_, inner) | DataFusionError::Diagnostic(_, inner) = outer {
+        outer = inner.as_ref();
+    }
     match outer {
         DataFusionError::SQL(..) => return ErrorClass::Syntax,
         DataFusionError::Plan(m) if m.contains("not found") => return ErrorClass::NotFound,

@@ -21,7 +21,7 @@ pub fn adapt(statement: &mut Parsed, catalog: &str) {
     if let Parsed::Statement(s) = statement {
         // Trino's information_schema.columns has a hidden `comment` column:
         // there when a query names it (SQLAlchemy does), not in `SELECT *`.
-        let comment = s.to_string().to_ascii_lowercase().contains("comment");
+        let comment = names_column(s, "comment");
         let _ = s.visit(&mut CaseInsensitiveNames);
         let _ = s.visit(&mut TrinoInformationSchema { catalog, comment });
     }
@@ -61,6 +61,22 @@ fn name_columns(statement: &mut Parsed) {
             _ => return,
         }
     }
+}
+
+/// Whether `statement` names a column `name` (as `name` or `x.name`).
+fn names_column(statement: &mut Statement, name: &str) -> bool {
+    let mut found = false;
+    let _ = datafusion::sql::sqlparser::ast::visit_expressions_mut(statement, |e| {
+        found |= match e {
+            Expr::Identifier(i) => i.value.eq_ignore_ascii_case(name),
+            Expr::CompoundIdentifier(parts) => parts
+                .last()
+                .is_some_and(|i| i.value.eq_ignore_ascii_case(name)),
+            _ => false,
+        };
+        ControlFlow::<()>::Continue(())
+    });
+    found
 }
 
 /// Trino resolves names without regard to case, quoted or not: quoted

@@ -301,9 +301,13 @@ impl ScalarUDFImpl for Planned {
                     arrow::datatypes::TimeUnit::Nanosecond => "%.9f",
                 };
                 match info.get_data_type(&x)? {
-                    DataType::Timestamp(u, zone) => {
-                        let zone = if zone.is_some() { " UTC" } else { "" };
-                        f::to_char(x, lit(format!("%Y-%m-%d %H:%M:%S{}{zone}", fraction(&u))))
+                    // An instant is written in UTC, whatever zone its column shows.
+                    DataType::Timestamp(u, Some(_)) => f::to_char(
+                        cast(x, DataType::Timestamp(u, Some("UTC".into()))),
+                        lit(format!("%Y-%m-%d %H:%M:%S{} UTC", fraction(&u))),
+                    ),
+                    DataType::Timestamp(u, None) => {
+                        f::to_char(x, lit(format!("%Y-%m-%d %H:%M:%S{}", fraction(&u))))
                     }
                     DataType::Time32(u) | DataType::Time64(u) => {
                         f::to_char(x, lit(format!("%H:%M:%S{}", fraction(&u))))

@@ -49,22 +49,7 @@ impl VisitorMut for Queries {
 
     fn post_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
         fetch_as_limit(query);
-        let mut renames = Vec::new();
-        unnest_in(&mut query.body, &mut renames);
-        // `t.x` of an UNNEST's alias is the new sub-query's column, in the
-        // select list and in ORDER BY, GROUP BY, HAVING alike.
-        if !renames.is_empty() {
-            let _ = visit_expressions_mut(query, |e| {
-                if let Expr::CompoundIdentifier(parts) = e {
-                    if let [q, _] = parts.as_mut_slice() {
-                        if let Some((_, to)) = renames.iter().find(|(from, _)| ident_eq(from, q)) {
-                            *q = to.clone();
-                        }
-                    }
-                }
-                ControlFlow::<()>::Continue(())
-            });
-        }
+        unnest_in(query);
         ControlFlow::Continue(())
     }
 }
@@ -75,7 +60,10 @@ fn fetch_as_limit(query: &mut Query) {
         return;
     }
     // FETCH FIRST ROW ONLY: one row.
-    let n = fetch.quantity.clone().unwrap_or_else(|| parse_expr("1"));
+    let n = fetch
+        .quantity
+        .clone()
+        .unwrap_or_else(|| Expr::value(Value::Number("1".into(), false)));
     match &mut query.limit_clause {
         None => {
             query.limit_clause = Some(LimitClause::LimitOffset {
@@ -105,9 +93,10 @@ fn rewrite_expr(e: &mut Expr) {
             escape_char,
             ..
         } => {
-            if let Some(escaped) =
-                backslash_escaped(pattern, escape_char.as_ref().map(|v| &v.value))
-            {
+            // Trino has no escape character unless ESCAPE names one; the
+            // engine's is the backslash: the pattern is written for it.
+            let escape = escape_char.as_ref().map(|v| v.value.clone());
+            if let Some(escaped) = backslash_escaped(pattern, escape.as_ref()) {
                 **pattern = escaped;
                 *escape_char = None;
             }
@@ -136,59 +125,42 @@ fn rewrite_expr(e: &mut Expr) {
                 4..=6 => "Microsecond",
                 _ => "Nanosecond",
             };
-            *e = parse_expr(&format!(
+            if let Some(cast) = parse_expr(&format!(
                 "arrow_cast({expr}, 'Timestamp({unit}, Some(\"UTC\"))')"
-            ));
+            )) {
+                *e = cast;
+            }
         }
-        // EXTRACT(field FROM x) as Trino's field functions (BIGINT; DOW is ISO, Monday = 1).
+        // EXTRACT(DOW/DOY FROM x) as Trino means them (ISO: Monday = 1);
+        // other fields stay the engine's date_part.
         Expr::Extract { field, expr, .. } => {
             use datafusion::sql::sqlparser::ast::DateTimeField as F;
             let name = match field {
-                F::Year => "year",
-                F::Quarter => "quarter",
-                F::Month => "month",
-                F::Week(None) => "week",
-                F::Day => "day",
                 F::DayOfWeek | F::Dow | F::Isodow => "day_of_week",
                 F::DayOfYear | F::Doy => "day_of_year",
-                F::Hour => "hour",
-                F::Minute => "minute",
-                F::Second => "second",
                 F::Custom(c) if c.value.eq_ignore_ascii_case("day_of_week") => "day_of_week",
                 F::Custom(c) if c.value.eq_ignore_ascii_case("day_of_year") => "day_of_year",
-                F::Custom(c) if c.value.eq_ignore_ascii_case("year_of_week") => return,
                 _ => return,
             };
-            *e = parse_expr(&format!("{name}({expr})"));
+            if let Some(call) = parse_expr(&format!("{name}({expr})")) {
+                *e = call;
+            }
         }
-        // CAST(x AS VARCHAR): timestamps and times as Trino writes them.
+        // CAST(x AS VARCHAR[(n)]): timestamps and times as Trino writes them
+        // (the length is not enforced: a filter on CAST(id AS VARCHAR(36))
+        // is still pushed down to the source).
         Expr::Cast {
-            kind: CastKind::Cast,
+            kind: CastKind::Cast | CastKind::DoubleColon | CastKind::TryCast,
             expr,
             data_type:
-                DataType::Varchar(None)
-                | DataType::CharacterVarying(None)
+                DataType::Varchar(_)
+                | DataType::CharacterVarying(_)
                 | DataType::Text
                 | DataType::String(None),
             ..
         } => {
-            *e = parse_expr(&format!("{}({expr})", super::planned::TO_VARCHAR));
-        }
-        // CAST(x AS VARCHAR(n)) keeps n characters, as Trino does.
-        Expr::Cast {
-            kind: CastKind::Cast,
-            expr,
-            data_type: DataType::Varchar(Some(len)) | DataType::CharacterVarying(Some(len)),
-            ..
-        } => {
-            if let datafusion::sql::sqlparser::ast::CharacterLength::IntegerLength {
-                length, ..
-            } = len
-            {
-                *e = parse_expr(&format!(
-                    "substr({}({expr}), 1, {length})",
-                    super::planned::TO_VARCHAR
-                ));
+            if let Some(call) = parse_expr(&format!("{}({expr})", super::planned::TO_VARCHAR)) {
+                *e = call;
             }
         }
         // now() and current_timestamp are TIMESTAMP(3) WITH TIME ZONE, as in Trino.
@@ -199,7 +171,11 @@ fn rewrite_expr(e: &mut Expr) {
                 && matches!(&f.args, FunctionArguments::None)
                     | matches!(&f.args, FunctionArguments::List(l) if l.args.is_empty()) =>
         {
-            *e = parse_expr("arrow_cast(now(), 'Timestamp(Millisecond, Some(\"UTC\"))')");
+            if let Some(now) =
+                parse_expr("arrow_cast(now(), 'Timestamp(Millisecond, Some(\"UTC\"))')")
+            {
+                *e = now;
+            }
         }
         // `current_user` (no parentheses, as Trino writes it) is a call.
         Expr::Function(f)
@@ -268,24 +244,27 @@ fn literal_with_precision(t: &DataType, text: &str) -> Option<Expr> {
             let whole = whole.trim_start_matches('0');
             let scale = fraction.len();
             let precision = (whole.len() + scale).max(1);
-            return Some(parse_expr(&format!(
+            return parse_expr(&format!(
                 "CAST('{quoted}' AS DECIMAL({precision}, {scale}))"
-            )));
+            ));
         }
         _ => return None,
     };
-    Some(parse_expr(&format!("arrow_cast('{quoted}', '{target}')")))
+    parse_expr(&format!("arrow_cast('{quoted}', '{target}')"))
 }
 
 /// The pattern with `escape` replaced by the backslash the engine uses;
 /// `None` when nothing is to change or the pattern is not a literal.
 fn backslash_escaped(pattern: &Expr, escape: Option<&Value>) -> Option<Expr> {
-    let escape = match escape? {
-        Value::SingleQuotedString(s) => s.chars().collect::<Vec<_>>(),
-        _ => return None,
+    let escape = match escape {
+        Some(Value::SingleQuotedString(s)) => s.chars().collect::<Vec<_>>(),
+        Some(_) => return None,
+        None => vec![],
     };
-    let [escape] = escape.as_slice() else {
-        return None;
+    let escape = match escape.as_slice() {
+        [c] => Some(*c),
+        [] => None,
+        _ => return None,
     };
     let Expr::Value(v) = pattern else { return None };
     let Value::SingleQuotedString(p) = &v.value else {
@@ -293,8 +272,11 @@ fn backslash_escaped(pattern: &Expr, escape: Option<&Value>) -> Option<Expr> {
     };
     let mut out = String::with_capacity(p.len() + 4);
     let mut chars = p.chars();
+    if escape.is_none() && !p.contains('\\') {
+        return None;
+    }
     while let Some(c) = chars.next() {
-        if c == *escape {
+        if Some(c) == escape {
             out.push('\\');
             out.extend(chars.next());
         } else if c == '\\' {
@@ -310,8 +292,10 @@ fn backslash_escaped(pattern: &Expr, escape: Option<&Value>) -> Option<Expr> {
 fn has_zone(text: &str) -> bool {
     static ZONE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
     ZONE.get_or_init(|| {
-        regex::Regex::new(r"(?i)\d(\s*(Z|[+-]\d{1,2}(:?\d{2})?)|\s+[A-Z][A-Z0-9_/+-]*)$")
-            .expect("a valid pattern")
+        regex::Regex::new(
+            r"(?i)\d:\d\d(:\d\d(\.\d+)?)?(\s*(Z|[+-]\d{1,2}(:?\d{2})?)|\s+[A-Z][A-Z0-9_/+-]*)$",
+        )
+        .expect("a valid pattern")
     })
     .is_match(text.trim())
 }
@@ -325,7 +309,9 @@ fn null_instead_of_error(e: &mut Expr) {
             right,
             ..
         } => {
-            **right = parse_expr(&format!("nullif({right}, 0)"));
+            if let Some(guarded) = parse_expr(&format!("nullif({right}, 0)")) {
+                **right = guarded;
+            }
         }
         Expr::Cast { kind, .. } if matches!(kind, CastKind::Cast | CastKind::DoubleColon) => {
             *kind = CastKind::TryCast;
@@ -334,10 +320,60 @@ fn null_instead_of_error(e: &mut Expr) {
     }
 }
 
-/// Rewrites the `UNNEST` relations of every `SELECT` in `body`.
-fn unnest_in(body: &mut SetExpr, renames: &mut Vec<(Ident, Ident)>) {
+/// Rewrites the `UNNEST` relations of the query's `SELECT`s; `t.x` of an
+/// UNNEST's alias becomes the new sub-query's column in that `SELECT` (and
+/// in the query's ORDER BY when the query is that one `SELECT`), not in
+/// sub-queries or other branches of a UNION, which have names of their own.
+fn unnest_in(query: &mut Query) {
+    let mut renames = Vec::new();
+    unnest_selects(&mut query.body, &mut renames);
+    if !renames.is_empty() && matches!(query.body.as_ref(), SetExpr::Select(_)) {
+        if let Some(order_by) = &mut query.order_by {
+            let _ = order_by.visit(&mut Renamer {
+                renames: &renames,
+                depth: 0,
+            });
+        }
+    }
+}
+
+/// Renames qualifiers of this query level's expressions (not inside sub-queries).
+struct Renamer<'a> {
+    renames: &'a [(Ident, Ident)],
+    depth: usize,
+}
+
+impl VisitorMut for Renamer<'_> {
+    type Break = ();
+
+    fn pre_visit_query(&mut self, _query: &mut Query) -> ControlFlow<()> {
+        self.depth += 1;
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_query(&mut self, _query: &mut Query) -> ControlFlow<()> {
+        self.depth -= 1;
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<()> {
+        if self.depth == 0 {
+            if let Expr::CompoundIdentifier(parts) = e {
+                if let [q, _] = parts.as_mut_slice() {
+                    if let Some((_, to)) = self.renames.iter().find(|(from, _)| ident_eq(from, q)) {
+                        *q = to.clone();
+                    }
+                }
+            }
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+fn unnest_selects(body: &mut SetExpr, renames: &mut Vec<(Ident, Ident)>) {
     match body {
         SetExpr::Select(select) => {
+            let mut own = Vec::new();
             // `FROM a, UNNEST(a.x) AS t(y)`: one relation with a join.
             let mut i = 1;
             while i < select.from.len() {
@@ -359,17 +395,25 @@ fn unnest_in(body: &mut SetExpr, renames: &mut Vec<(Ident, Ident)>) {
                 }
             }
             for from in &mut select.from {
-                lateral_unnests(from, renames);
+                lateral_unnests(from, &mut own);
                 if from.joins.is_empty() && is_unnest(&from.relation) {
                     if let Some(table) = standalone_unnest(&from.relation) {
                         from.relation = table;
                     }
                 }
             }
+            if !own.is_empty() {
+                let _ = select.visit(&mut Renamer {
+                    renames: &own,
+                    depth: 0,
+                });
+                renames.extend(own);
+            }
         }
         SetExpr::SetOperation { left, right, .. } => {
-            unnest_in(left, renames);
-            unnest_in(right, renames);
+            // Each branch renames only its own references.
+            unnest_selects(left, &mut Vec::new());
+            unnest_selects(right, &mut Vec::new());
         }
         _ => {}
     }
@@ -577,11 +621,14 @@ fn set_alias(t: &mut TableFactor, name: &Ident) {
     }
 }
 
-fn parse_expr(sql: &str) -> Expr {
+/// `sql` (built here from parts of a parsed statement) as an expression;
+/// `None` when it does not parse (e.g. nested too deeply), and the
+/// expression is then left as it was.
+fn parse_expr(sql: &str) -> Option<Expr> {
     Parser::new(&GenericDialect {})
         .try_with_sql(sql)
         .and_then(|mut p| p.parse_expr())
-        .unwrap_or_else(|e| panic!("tsql builds valid SQL ({sql}): {e}"))
+        .ok()
 }
 
 fn parse_table(sql: &str) -> Option<TableFactor> {
@@ -620,6 +667,19 @@ mod tests {
     }
 
     #[test]
+    fn unnest_alias_renames_stay_in_their_query() {
+        let q = rewritten(
+            "SELECT t.tag FROM orders o CROSS JOIN UNNEST(o.tags) AS t(tag) WHERE EXISTS (SELECT 1 FROM customers t WHERE t.state = 'A') \
+             UNION ALL SELECT t.state FROM customers t",
+        );
+        assert!(q.starts_with("SELECT o.tag FROM"), "{q}");
+        assert!(
+            q.contains("WHERE t.state = 'A'") && q.ends_with("SELECT t.state FROM customers t"),
+            "{q}"
+        );
+    }
+
+    #[test]
     fn unnest_alias_columns_work_in_order_by() {
         assert!(rewritten("SELECT t.tag FROM orders CROSS JOIN UNNEST(tags) AS t(tag) GROUP BY t.tag ORDER BY t.tag")
             .ends_with("GROUP BY orders.tag ORDER BY orders.tag"));
@@ -638,6 +698,12 @@ mod tests {
             rewritten("SELECT a FROM t OFFSET 3 ROWS FETCH FIRST 2 ROWS ONLY"),
             "SELECT a FROM t LIMIT 2 OFFSET 3 ROWS"
         );
+    }
+
+    #[test]
+    fn like_without_escape_matches_backslashes_literally() {
+        assert_eq!(rewritten(r"SELECT a LIKE 'x\y%'"), r"SELECT a LIKE 'x\\y%'");
+        assert_eq!(rewritten("SELECT a LIKE 'x%'"), "SELECT a LIKE 'x%'");
     }
 
     #[test]
