@@ -43,9 +43,10 @@ def main():
     import trino
 
     from test_trino import TrinoServer
-    from test_trino_jdbc import driver_jar
+    from test_trino_jdbc import driver_jar, newest_version
 
-    jar = driver_jar()
+    jdbc_version = os.environ.get("TRINO_JDBC_VERSION") or newest_version() or "476"
+    jar = driver_jar(jdbc_version)
     server = TrinoServer(["--demo"])
     results = {}
     try:
