@@ -199,7 +199,7 @@ impl TrinoQuery {
         }
         let cancelled = self.cancel_signal.notified();
         let page = if self.cancelled.load(Ordering::Acquire) {
-            self.failed(&mut p, codes::USER_CANCELED, "Query was canceled")
+            self.failed(&mut p, base, codes::USER_CANCELED, "Query was canceled")
                 .to_string()
         } else {
             let made = tokio::select! {
@@ -211,7 +211,7 @@ impl TrinoQuery {
             match made {
                 Some(page) => page,
                 None => self
-                    .failed(&mut p, codes::USER_CANCELED, "Query was canceled")
+                    .failed(&mut p, base, codes::USER_CANCELED, "Query was canceled")
                     .to_string(),
             }
         };
@@ -221,7 +221,7 @@ impl TrinoQuery {
         Ok(page)
     }
 
-    fn failed(&self, p: &mut Progress, kind: Kind, message: &str) -> Value {
+    fn failed(&self, p: &mut Progress, base: &str, kind: Kind, message: &str) -> Value {
         if let Run::Streaming { entry, .. } = &p.run {
             let state = if kind == codes::USER_CANCELED {
                 QueryState::Cancelled
@@ -233,7 +233,7 @@ impl TrinoQuery {
         p.run = Run::Done;
         json!({
             "id": self.id,
-            "infoUri": format!("/ui/query.html?{}", self.id),
+            "infoUri": format!("{base}/ui/query.html?{}", self.id),
             "stats": self.stats("FAILED", p.rows),
             "error": error_json(kind, message),
             "warnings": [],
@@ -325,13 +325,13 @@ impl TrinoQuery {
     async fn next(&self, p: &mut Progress, serving: &Serving, base: &str, token: u64) -> String {
         if self.cancelled.load(Ordering::Acquire) {
             return self
-                .failed(p, codes::USER_CANCELED, "Query was canceled")
+                .failed(p, base, codes::USER_CANCELED, "Query was canceled")
                 .to_string();
         }
         if matches!(p.run, Run::Waiting)
             && let Err((kind, message)) = self.start(p, serving).await
         {
-            return self.failed(p, kind, &message).to_string();
+            return self.failed(p, base, kind, &message).to_string();
         }
         let Run::Streaming {
             batches,
@@ -394,7 +394,9 @@ impl TrinoQuery {
         entry.progress(rows as usize, data.len(), 0);
         if let Some(e) = failure {
             let e = crate::engine::explain(e);
-            return self.failed(p, kind_of(&e), &e.to_string()).to_string();
+            return self
+                .failed(p, base, kind_of(&e), &e.to_string())
+                .to_string();
         }
         let mut page = json!({
             "id": self.id,

@@ -157,6 +157,9 @@ def test_errors_carry_trino_names(demo):
     last = pages(demo, "SELEC 1")[-1]
     assert last["error"]["errorLocation"] == {"lineNumber": 1, "columnNumber": 1}
     assert last["error"]["errorType"] == "USER_ERROR" and "nextUri" not in last
+    # A query that fails while it runs: its page links back to this server too.
+    failed = pages(demo, "SELECT nosuchcol FROM orders")[-1]
+    assert failed["infoUri"].startswith(demo.base + "/"), failed["infoUri"]
     assert demo.server.alive()
 
 
