@@ -11,7 +11,7 @@ if command -v mold >/dev/null 2>&1 && [[ "${RUSTFLAGS:-}" != *fuse-ld* ]]; then
   export RUSTFLAGS="${RUSTFLAGS:-} -C link-arg=-fuse-ld=mold"
 fi
 cargo test --workspace "$@"
-if ! python3 -c "import adbc_driver_flightsql, pyarrow.flight, pytest, bcrypt, jwt, cryptography, prometheus_client, cassandra, trino" 2>/dev/null; then
+if ! python3 -c "import adbc_driver_flightsql, pyarrow.flight, pytest, bcrypt, jwt, cryptography, prometheus_client, cassandra, trino, sqlalchemy" 2>/dev/null; then
   python3 -m pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
 fi
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
