@@ -653,29 +653,16 @@ const MAX_NESTING: usize = 40;
 /// (outside string literals, quoted names and comments).
 fn check_nesting(sql: &str) -> Result<()> {
     let (mut depth, mut deepest) = (0usize, 0usize);
-    let mut chars = sql.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '\'' | '"' => {
-                for d in chars.by_ref() {
-                    if d == c {
-                        break;
-                    }
+    for (text, code) in code_and_literals(sql) {
+        for c in text.chars().filter(|_| code) {
+            match c {
+                '(' => {
+                    depth += 1;
+                    deepest = deepest.max(depth);
                 }
+                ')' => depth = depth.saturating_sub(1),
+                _ => {}
             }
-            '-' if chars.peek() == Some(&'-') => {
-                for d in chars.by_ref() {
-                    if d == '\n' {
-                        break;
-                    }
-                }
-            }
-            '(' => {
-                depth += 1;
-                deepest = deepest.max(depth);
-            }
-            ')' => depth = depth.saturating_sub(1),
-            _ => {}
         }
     }
     if deepest > MAX_NESTING {
@@ -697,44 +684,66 @@ fn check_nesting(sql: &str) -> Result<()> {
 pub fn number_placeholders(sql: &str) -> String {
     let mut out = String::with_capacity(sql.len() + 8);
     let mut n = 0;
-    let mut chars = sql.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '\'' | '"' => {
-                out.push(c);
-                for d in chars.by_ref() {
-                    out.push(d);
-                    if d == c {
-                        break;
-                    }
-                }
-            }
-            '-' if chars.peek() == Some(&'-') => {
-                out.push(c);
-                for d in chars.by_ref() {
-                    out.push(d);
-                    if d == '\n' {
-                        break;
-                    }
-                }
-            }
-            '/' if chars.peek() == Some(&'*') => {
-                out.push(c);
-                let mut prev = ' ';
-                for d in chars.by_ref() {
-                    out.push(d);
-                    if prev == '*' && d == '/' {
-                        break;
-                    }
-                    prev = d;
-                }
-            }
-            '?' => {
+    for (text, code) in code_and_literals(sql) {
+        if !code {
+            out.push_str(text);
+            continue;
+        }
+        for c in text.chars() {
+            if c == '?' {
                 n += 1;
                 out.push_str(&format!("${n}"));
+            } else {
+                out.push(c);
             }
-            c => out.push(c),
         }
+    }
+    out
+}
+
+/// `sql` cut into consecutive pieces, each with whether it is code (`true`)
+/// or a string literal, quoted name or comment (`false`, quotes and comment
+/// marks included).
+fn code_and_literals(sql: &str) -> Vec<(&str, bool)> {
+    let bytes = sql.as_bytes();
+    let mut out = Vec::new();
+    let (mut start, mut i) = (0, 0);
+    while i < bytes.len() {
+        // Where the literal or comment starting at i ends (exclusive), if one does.
+        let end = match (bytes[i], bytes.get(i + 1)) {
+            (q @ (b'\'' | b'"'), _) => Some(
+                bytes[i + 1..]
+                    .iter()
+                    .position(|&b| b == q)
+                    .map_or(bytes.len(), |p| i + 1 + p + 1),
+            ),
+            (b'-', Some(b'-')) => Some(
+                bytes[i..]
+                    .iter()
+                    .position(|&b| b == b'\n')
+                    .map_or(bytes.len(), |p| i + p + 1),
+            ),
+            (b'/', Some(b'*')) => Some(
+                sql[i + 2..]
+                    .find("*/")
+                    .map_or(bytes.len(), |p| i + 2 + p + 2),
+            ),
+            _ => None,
+        };
+        match end {
+            Some(end) => {
+                if start < i {
+                    out.push((&sql[start..i], true));
+                }
+                out.push((&sql[i..end], false));
+                start = end;
+                i = end;
+            }
+            None => i += 1,
+        }
+    }
+    if start < bytes.len() {
+        out.push((&sql[start..], true));
     }
     out
 }
@@ -760,7 +769,30 @@ pub fn explain(e: DataFusionError) -> DataFusionError {
 
 #[cfg(test)]
 mod tests {
-    use super::number_placeholders;
+    use super::{MAX_NESTING, check_nesting, number_placeholders};
+
+    #[test]
+    fn nesting_counts_parentheses_of_code_only() {
+        let deep = format!(
+            "SELECT {}1{}",
+            "(".repeat(MAX_NESTING + 1),
+            ")".repeat(MAX_NESTING + 1)
+        );
+        assert!(check_nesting(&deep).is_err());
+        let quoted = format!(
+            "SELECT '{0}' -- {0}\n, /* {0} */ 1",
+            "(".repeat(MAX_NESTING + 1)
+        );
+        assert!(check_nesting(&quoted).is_ok());
+        assert!(
+            check_nesting(&format!(
+                "SELECT {}1{}",
+                "(".repeat(MAX_NESTING),
+                ")".repeat(MAX_NESTING)
+            ))
+            .is_ok()
+        );
+    }
 
     #[test]
     fn question_marks_become_numbered_parameters() {

@@ -64,9 +64,9 @@ fn name_columns(statement: &mut Parsed) {
 }
 
 /// Whether `statement` names a column `name` (as `name` or `x.name`).
-fn names_column(statement: &mut Statement, name: &str) -> bool {
+fn names_column(statement: &Statement, name: &str) -> bool {
     let mut found = false;
-    let _ = datafusion::sql::sqlparser::ast::visit_expressions_mut(statement, |e| {
+    let _ = datafusion::sql::sqlparser::ast::visit_expressions(statement, |e| {
         found |= match e {
             Expr::Identifier(i) => i.value.eq_ignore_ascii_case(name),
             Expr::CompoundIdentifier(parts) => parts

@@ -25,17 +25,21 @@ use std::sync::Arc;
 use datafusion::logical_expr::ScalarUDF;
 use datafusion::prelude::SessionContext;
 
-/// Registers every function of this module in `ctx`.
-pub fn register(ctx: &SessionContext) {
-    let udfs: Vec<ScalarUDF> = temporal::functions()
+/// Every scalar function of this module.
+fn scalar_functions() -> Vec<ScalarUDF> {
+    temporal::functions()
         .into_iter()
         .chain(json::functions())
         .chain(misc::functions())
         .chain(collections::functions())
         .chain(formats::functions())
         .chain(planned::functions())
-        .collect();
-    for f in udfs {
+        .collect()
+}
+
+/// Registers every function of this module in `ctx`.
+pub fn register(ctx: &SessionContext) {
+    for f in scalar_functions() {
         ctx.register_udf(f);
     }
     for f in aggregates::functions() {
@@ -49,19 +53,10 @@ pub fn register(ctx: &SessionContext) {
 pub fn is_argument_error(message: &str) -> bool {
     static NAMES: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
     let names = NAMES.get_or_init(|| {
-        temporal::functions()
-            .into_iter()
-            .chain(json::functions())
-            .chain(misc::functions())
-            .chain(collections::functions())
-            .chain(formats::functions())
-            .chain(planned::functions())
+        scalar_functions()
+            .iter()
             .map(|f| f.name().to_string())
-            .chain(
-                aggregates::functions()
-                    .into_iter()
-                    .map(|f| f.name().to_string()),
-            )
+            .chain(aggregates::functions().iter().map(|f| f.name().to_string()))
             .collect()
     });
     if message.contains("regex parse error") || message.contains("Invalid regex") {
