@@ -20,6 +20,15 @@ def tsql_binary():
     return os.path.join(target, "debug", "tsql")
 
 
+def self_signed_cert(directory):
+    """A certificate and key for localhost/127.0.0.1 made by openssl in `directory`: (cert, key)."""
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
+                   check=True, capture_output=True)
+    return cert, key
+
+
 class Server:
     """A running `tsql serve`; `uri` is where clients connect."""
 

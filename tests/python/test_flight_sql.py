@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.flight as fl
 import pytest
 
-from conftest import Server, tsql_binary
+from conftest import Server, tsql_binary, self_signed_cert
 from flightproto import flight_sql_command
 
 
@@ -194,10 +194,7 @@ def test_token_as_password(demo_server):
 
 
 def test_tls(tmp_path):
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
-                    "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
-                   check=True, capture_output=True)
+    cert, key = self_signed_cert(tmp_path)
     server = Server(["--demo", "--tls-cert", str(cert), "--tls-key", str(key)])
     try:
         assert server.uri.startswith("grpc+tls://")

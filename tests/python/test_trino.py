@@ -16,7 +16,7 @@ import adbc_driver_flightsql.dbapi as flightsql
 import pytest
 import trino
 
-from conftest import Server
+from conftest import Server, self_signed_cert
 
 
 def free_port():
@@ -72,9 +72,10 @@ def flight_rows(server, sql):
 
 
 def http(server, method, path_or_url, body=None, headers=None):
+    """One request as user admin; a header given as None is not sent (not even X-Trino-User)."""
     url = path_or_url if path_or_url.startswith("http") else server.base + path_or_url
-    req = urllib.request.Request(url, data=body.encode() if body else None, method=method,
-                                 headers={"X-Trino-User": "admin", **(headers or {})})
+    sent = {k: v for k, v in {"X-Trino-User": "admin", **(headers or {})}.items() if v is not None}
+    req = urllib.request.Request(url, data=body.encode() if body else None, method=method, headers=sent)
     try:
         with urllib.request.urlopen(req, timeout=30) as r:
             text = r.read()
@@ -259,18 +260,13 @@ def test_parameters_prepared_and_immediate(demo):
 def test_https_with_passwords(tmp_path, monkeypatch):
     """Over HTTPS (the server's tls_cert/tls_key, as for Flight SQL) the
     Trino client sends a password; a wrong one is refused with 401."""
-    import subprocess
-
     # `requests` lets these override the CA file given to the client.
     for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
         monkeypatch.delenv(name, raising=False)
 
     from trino.auth import BasicAuthentication
 
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
-                    "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
-                   check=True, capture_output=True)
+    cert, key = self_signed_cert(tmp_path)
     config = tmp_path / "tsql.toml"
     config.write_text("demo = true\ntrino_allow_insecure = false\n")
     s = TrinoServer(["--config", str(config), "--tls-cert", str(cert), "--tls-key", str(key)])

@@ -22,15 +22,17 @@ import json
 import math
 import os
 import re
-import urllib.error
+import sys
 import urllib.parse
-import urllib.request
 
 import pytest
 
 from test_trino import TrinoServer, http
 
 GOLDEN = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "trino_golden")
+sys.path.insert(0, GOLDEN)
+from record import shape  # noqa: E402  (the recorder's own shape of a response: recorded and compared alike)
+
 GROUPS = ["values", "functions", "errors", "session", "metadata", "protocol"]
 
 # Where tsql answers differently from Trino (README, "What differs from Trino"): case id -> why.
@@ -196,24 +198,9 @@ def request_headers(case, txn=None):
 
 # --------------------------------------------------------------------------- client
 
-def send(server, method, url, body, headers):
-    """One request; a header whose value is None is not sent at all (the helper
-    `http` always sends a user)."""
-    if all(v is not None for v in headers.values()):
-        return http(server, method, url, body, headers)
-    req = urllib.request.Request(server.base + url, data=body.encode() if body is not None else None, method=method,
-                                 headers={k: v for k, v in headers.items() if v is not None})
-    try:
-        with urllib.request.urlopen(req, timeout=30) as r:
-            text = r.read()
-            return r.status, dict(r.headers), (json.loads(text) if text else None)
-    except urllib.error.HTTPError as e:
-        return e.code, dict(e.headers), e.read().decode()
-
-
 def run(server, sql, headers):
     """Every response of one statement: [(status, headers, body)]."""
-    out = [send(server, "POST", "/v1/statement", sql, headers)]
+    out = [http(server, "POST", "/v1/statement", sql, headers)]
     while isinstance(out[-1][2], dict) and "nextUri" in out[-1][2]:
         out.append(http(server, "GET", out[-1][2]["nextUri"]))
     return out
@@ -231,14 +218,6 @@ def transcript(responses):
         error = body.get("error", error)
         update_type = body.get("updateType", update_type)
     return {"columns": columns, "data": data, "error": error, "updateType": update_type, "responseHeaders": headers}
-
-
-def shape(status, body):
-    if not isinstance(body, dict):
-        return {"status": status, "body": "text" if body else None}
-    return {"status": status, "keys": sorted(body), "state": (body.get("stats") or {}).get("state"),
-            "statsKeys": sorted(body.get("stats") or {}), "hasNextUri": "nextUri" in body,
-            "hasInfoUri": "infoUri" in body}
 
 
 # --------------------------------------------------------------------------- comparisons

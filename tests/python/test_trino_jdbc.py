@@ -18,7 +18,7 @@ import tempfile
 
 import pytest
 
-from conftest import ROOT, tsql_binary
+from conftest import ROOT, tsql_binary, self_signed_cert
 from test_trino import TrinoServer, flight_rows
 
 CHECK = os.path.join(ROOT, "tests", "trino_jdbc", "TrinoJdbcCheck.java")
@@ -219,10 +219,7 @@ def test_values_equal_flight_sql(jar, demo, schema_file):
 def test_https_wrong_password(jar, demo, tmp_path):
     """Over HTTPS (tls_cert/tls_key) the driver logs in with a password; a
     wrong or missing one is an SQLException at once, not a hang."""
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
-                    "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
-                   check=True, capture_output=True)
+    cert, key = self_signed_cert(tmp_path)
     config = tmp_path / "tsql.toml"
     config.write_text("demo = true\ntrino_allow_insecure = false\n")
     s = TrinoServer(["--config", str(config), "--tls-cert", str(cert), "--tls-key", str(key)])
