@@ -1,7 +1,7 @@
 //! Admission: at most `max_running` queries run at once and at most
 //! `per_user` of one user; others wait in a queue of at most `max_queued`,
 //! beyond which a query is refused at once. A query that waits or runs
-//! longer than `timeout` ends with DEADLINE_EXCEEDED.
+//! longer than `timeout` (or its user's own timeout) ends with DEADLINE_EXCEEDED.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tonic::Status;
+
+use crate::caller::Owner;
 
 /// The limits.
 #[derive(Debug, Clone, PartialEq)]
@@ -19,18 +21,40 @@ pub struct AdmissionSettings {
     pub max_queued: usize,
     /// Queries of one user running at once.
     pub per_user: usize,
-    /// How long a query may take, queueing included.
+    /// How long a query may take, queueing included (`None`: no limit).
     pub timeout: Option<Duration>,
+    /// Users with a timeout of their own (`[[users]]` entries'
+    /// `query_timeout_seconds`); everyone else, Cyoda identities included,
+    /// gets `timeout`.
+    pub user_timeouts: HashMap<String, Option<Duration>>,
+}
+
+/// The default `query_timeout_seconds`: half an hour, queueing included.
+pub const DEFAULT_QUERY_TIMEOUT: Duration = Duration::from_secs(1800);
+
+impl AdmissionSettings {
+    /// How long a query of `user` may take.
+    pub fn timeout_of(&self, owner: &Owner) -> Option<Duration> {
+        // Only configured users have their own; a Cyoda identity never
+        // borrows the timeout of a user that happens to share its name.
+        let own = match owner.tenant {
+            None => self.user_timeouts.get(&owner.subject).copied(),
+            Some(_) => None,
+        };
+        own.unwrap_or(self.timeout)
+    }
 }
 
 impl Default for AdmissionSettings {
     fn default() -> Self {
-        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        // Cores as the container's CPU quota allows.
+        let cores = crate::container::query_threads();
         AdmissionSettings {
             max_running: 4 * cores,
             max_queued: 256,
             per_user: 2 * cores,
-            timeout: Some(Duration::from_secs(3600)),
+            timeout: Some(DEFAULT_QUERY_TIMEOUT),
+            user_timeouts: HashMap::new(),
         }
     }
 }
@@ -40,7 +64,7 @@ impl Default for AdmissionSettings {
 pub struct Admission {
     settings: AdmissionSettings,
     running: Arc<Semaphore>,
-    users: Mutex<HashMap<String, Arc<Semaphore>>>,
+    users: Mutex<HashMap<Owner, Arc<Semaphore>>>,
     queued: Mutex<usize>,
 }
 
@@ -100,7 +124,7 @@ impl Admission {
         &self.settings
     }
 
-    fn user_slots(&self, user: &str) -> Arc<Semaphore> {
+    fn user_slots(&self, owner: &Owner) -> Arc<Semaphore> {
         let mut users = self.users.lock().expect("not poisoned");
         // Users with nothing running are forgotten now and then.
         if users.len() > 10_000 {
@@ -108,16 +132,17 @@ impl Admission {
             users.retain(|_, s| s.available_permits() < full);
         }
         users
-            .entry(user.to_string())
+            .entry(owner.clone())
             .or_insert_with(|| Arc::new(Semaphore::new(self.settings.per_user.max(1))))
             .clone()
     }
 
-    /// Waits for the right to run a query of `user`.
-    pub async fn admit(&self, user: &str) -> Result<Ticket, Status> {
+    /// Waits for the right to run a query of `owner`.
+    pub async fn admit(&self, owner: &Owner) -> Result<Ticket, Status> {
         let started = Instant::now();
-        let deadline = self.settings.timeout.map(|t| started + t);
-        let user_slots = self.user_slots(user);
+        let timeout = self.settings.timeout_of(owner);
+        let deadline = timeout.map(|t| started + t);
+        let user_slots = self.user_slots(owner);
         // Fast path: room at once.
         if let (Ok(u), Ok(r)) = (
             user_slots.clone().try_acquire_owned(),
@@ -128,7 +153,7 @@ impl Admission {
                 _running: r,
                 _user: u,
                 deadline,
-                limit: self.settings.timeout,
+                limit: timeout,
                 queued_for: Duration::ZERO,
             });
         }
@@ -161,9 +186,9 @@ impl Admission {
         let (u, r) = match deadline {
             Some(d) => tokio::time::timeout_at(d.into(), wait).await.map_err(|_| {
                 Status::deadline_exceeded(format!(
-                    "the query waited {:.1} s in the queue and did not start within query_timeout_seconds ({} s); the server is busy, or user '{user}' already runs {} queries (max_queries_per_user)",
+                    "the query waited {:.1} s in the queue and did not start within query_timeout_seconds ({} s); the server is busy, or user '{owner}' already runs {} queries (max_queries_per_user)",
                     started.elapsed().as_secs_f64(),
-                    self.settings.timeout.map_or(0, |t| t.as_secs()),
+                    timeout.map_or(0, |t| t.as_secs()),
                     self.settings.per_user
                 ))
             })?,
@@ -174,7 +199,7 @@ impl Admission {
             _running: r,
             _user: u,
             deadline,
-            limit: self.settings.timeout,
+            limit: timeout,
             queued_for: started.elapsed(),
         })
     }
@@ -195,25 +220,63 @@ mod tests {
             max_queued: queued,
             per_user,
             timeout: Some(Duration::from_millis(timeout_ms)),
+            user_timeouts: HashMap::new(),
         }
+    }
+
+    #[tokio::test]
+    async fn a_user_may_have_a_timeout_of_their_own() {
+        let mut s = settings(4, 4, 4, 300);
+        s.user_timeouts
+            .insert("batch".into(), Some(Duration::from_secs(7200)));
+        s.user_timeouts.insert("ops".into(), None);
+        assert_eq!(
+            s.timeout_of(&Owner::local("batch")),
+            Some(Duration::from_secs(7200))
+        );
+        assert_eq!(s.timeout_of(&Owner::local("ops")), None);
+        assert_eq!(
+            s.timeout_of(&Owner::of_tenant("tenant", "batch")),
+            Some(Duration::from_millis(300))
+        );
+        let a = Admission::new(s);
+        assert_eq!(
+            a.admit(&Owner::local("batch")).await.unwrap().limit,
+            Some(Duration::from_secs(7200))
+        );
+        assert!(
+            a.admit(&Owner::local("ops"))
+                .await
+                .unwrap()
+                .deadline
+                .is_none()
+        );
+        assert_eq!(
+            a.admit(&Owner::local("ann")).await.unwrap().limit,
+            Some(Duration::from_millis(300))
+        );
+        assert_eq!(
+            AdmissionSettings::default().timeout,
+            Some(DEFAULT_QUERY_TIMEOUT)
+        );
     }
 
     #[tokio::test]
     async fn the_queue_and_the_per_user_cap_hold() {
         let a = Arc::new(Admission::new(settings(2, 1, 1, 300)));
-        let first = a.admit("ann").await.unwrap();
+        let first = a.admit(&Owner::local("ann")).await.unwrap();
         // Ann's second query waits for her first; it gives up at the deadline.
-        let e = a.admit("ann").await.unwrap_err();
+        let e = a.admit(&Owner::local("ann")).await.unwrap_err();
         assert_eq!(e.code(), tonic::Code::DeadlineExceeded);
         assert!(e.message().contains("in the queue"), "{}", e.message());
-        let _bob = a.admit("bob").await.unwrap();
+        let _bob = a.admit(&Owner::local("bob")).await.unwrap();
         // Both slots are taken: one may wait, the next is refused at once.
         let waiting = {
             let a = a.clone();
-            tokio::spawn(async move { a.admit("cy").await.map(|t| t.queued_for) })
+            tokio::spawn(async move { a.admit(&Owner::local("cy")).await.map(|t| t.queued_for) })
         };
         tokio::time::sleep(Duration::from_millis(50)).await;
-        let refused = a.admit("dee").await.unwrap_err();
+        let refused = a.admit(&Owner::local("dee")).await.unwrap_err();
         assert_eq!(refused.code(), tonic::Code::ResourceExhausted);
         drop(first);
         let waited = waiting.await.unwrap().unwrap();
@@ -236,7 +299,9 @@ pub struct QueryTimeout {
 }
 
 /// `batches`, ended with a [`QueryTimeout`] error at the ticket's deadline;
-/// the ticket is held (the query keeps its place) until the stream ends.
+/// the ticket is held (the query keeps its place) until the stream ends. An
+/// error caused by a limit is answered as that limit's error alone
+/// ([`crate::spill::limit_error`]).
 pub fn until_deadline<S>(
     batches: S,
     ticket: Ticket,
@@ -268,6 +333,12 @@ where
             },
             None => batches.next().await,
         };
-        next.map(|item| (item, Some((batches, ticket))))
+        // A limit reached deep inside (a spill write) answers with the limit's own message.
+        next.map(|item| {
+            (
+                item.map_err(crate::spill::limit_error),
+                Some((batches, ticket)),
+            )
+        })
     })
 }

@@ -15,13 +15,14 @@ use datafusion::execution::context::SQLOptions;
 use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
 use tsql_cassandra::{CassandraOptions, CassandraSource};
-use tsql_cyoda::{CyodaOptions, CyodaService, Identity};
+use tsql_cyoda::{CyodaOptions, CyodaService};
 use tsql_entity_tables::{
     BadRecordPolicy, BadRecords, CATALOG, EntitySchema, EntitySource, LiveSchema, SCHEMA,
     ScanOptions, TableLayout, UnavailableSchema,
 };
 use tsql_local_files::LocalStore;
 
+pub use crate::caller::{Caller, Owner};
 use crate::cooperative::CooperativeJoins;
 use crate::memory::QueryPool;
 use tsql_local_files::demo::demo_dir;
@@ -96,29 +97,6 @@ pub struct EngineOptions {
     pub memory: Option<crate::memory::MemorySettings>,
 }
 
-/// Who runs a query: a name for ownership and logs, and the identity live
-/// sources read with (when the caller logged in with one).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Caller {
-    /// The user name (`subject@tenant` for a Cyoda identity).
-    pub name: String,
-    /// The caller's Cyoda identity, for sources in passthrough mode.
-    pub upstream: Option<Identity>,
-    /// May see and stop everyone's queries (role `admin`).
-    pub sees_all: bool,
-}
-
-impl Caller {
-    /// A caller known only by name (a configured user, the command line).
-    pub fn named(name: &str) -> Caller {
-        Caller {
-            name: name.to_string(),
-            upstream: None,
-            sees_all: false,
-        }
-    }
-}
-
 /// A live catalog: a source whose tables depend on who asks.
 #[derive(Debug)]
 struct LiveCatalog {
@@ -149,6 +127,8 @@ pub struct Engine {
     ctx: SessionContext,
     /// Bytes one query may reserve, when memory is limited.
     per_query: Option<usize>,
+    /// Where queries spill, under `spill_limit` and `query_spill_limit`, when memory is limited.
+    spill: Option<Arc<crate::spill::SpillSpace>>,
     /// The server's queries, shown as `system.runtime.queries`.
     queries: Option<Arc<crate::queries::QueryLog>>,
     bad_records: Arc<BadRecords>,
@@ -193,6 +173,8 @@ impl Engine {
             bad_records: bad_records.clone(),
         };
         let mut config = SessionConfig::new()
+            // As many partitions as query threads (the container's CPU quota, not the node's cores).
+            .with_target_partitions(crate::container::query_threads())
             .with_information_schema(true)
             .with_default_catalog_and_schema(first.catalog(), first.schema())
             .with_create_default_catalog_and_schema(false);
@@ -207,8 +189,11 @@ impl Engine {
             .with_config(config)
             .with_default_features()
             .with_physical_optimizer_rule(Arc::new(CooperativeJoins));
+        let mut spill = None;
         if let Some(memory) = &options.memory {
-            builder = builder.with_runtime_env(memory.runtime()?);
+            let space = memory.spill_space()?;
+            builder = builder.with_runtime_env(memory.runtime(&space)?);
+            spill = Some(space);
         }
         let state = builder.build();
         let ctx = SessionContext::new_with_state(state);
@@ -296,6 +281,7 @@ impl Engine {
         Ok(Engine {
             ctx,
             per_query: options.memory.as_ref().map(|m| m.per_query),
+            spill,
             queries: None,
             bad_records,
             live: Arc::new(live),
@@ -310,6 +296,9 @@ impl Engine {
 
     /// Bytes and files queries have spilled to disk and still hold.
     pub fn spilling(&self) -> (u64, usize) {
+        if let Some(space) = &self.spill {
+            return space.usage();
+        }
         let p = self.ctx.runtime_env().disk_manager.spilling_progress();
         (p.current_bytes, p.active_files_count)
     }
@@ -388,9 +377,16 @@ impl Engine {
         let shared = state.catalog_list().clone();
         let mut builder = SessionStateBuilder::new_from_existing(state);
         if let Some(limit) = self.per_query {
+            // Its own spill files too, under query_spill_limit and spill_limit.
+            let disk_manager = match &self.spill {
+                Some(space) => space
+                    .disk_manager()
+                    .unwrap_or_else(|_| shared_runtime.disk_manager.clone()),
+                None => shared_runtime.disk_manager.clone(),
+            };
             let share = RuntimeEnv {
                 memory_pool: Arc::new(QueryPool::new(shared_runtime.memory_pool.clone(), limit)),
-                disk_manager: shared_runtime.disk_manager.clone(),
+                disk_manager,
                 cache_manager: shared_runtime.cache_manager.clone(),
                 object_store_registry: shared_runtime.object_store_registry.clone(),
             };
@@ -404,7 +400,8 @@ impl Engine {
             }
         }
         if let Some(log) = &self.queries {
-            let table = crate::queries::QueriesTable::new(log.clone(), caller);
+            let table =
+                crate::queries::QueriesTable::new(log.clone(), &caller.owner, caller.sees_all);
             let runtime = MemorySchemaProvider::new();
             runtime
                 .register_table("queries".into(), Arc::new(table))
@@ -442,7 +439,10 @@ impl Engine {
                     // of another tenant can reach them.
                     let keyspaces: Vec<String> = match tenants {
                         None => source.keyspaces().to_vec(),
-                        Some(t) => t.get(&caller.name).cloned().unwrap_or_default(),
+                        Some(t) => t
+                            .get(&caller.owner.tenants_key())
+                            .cloned()
+                            .unwrap_or_default(),
                     };
                     let catalog = source.catalog(&keyspaces, &self.scan).await;
                     if keyspaces.is_empty() {
@@ -460,7 +460,7 @@ impl Engine {
         // any order (DataFusion's `date_format` alias of `to_char` could win
         // over Trino's `date_format`): Trino's functions go in last.
         crate::trino_functions::register(&ctx);
-        ctx.register_udf(crate::trino_functions::current_user(&caller.name));
+        ctx.register_udf(crate::trino_functions::current_user(caller.user()));
         Engine {
             ctx,
             ..self.clone()
@@ -520,7 +520,7 @@ impl Engine {
     /// where the default catalog gives each user their own keyspaces — then
     /// the user's first keyspace (no other tenant's keyspace is ever a
     /// user's default, so none shows up in their error messages).
-    pub fn defaults_for(&self, user: &str) -> (String, String) {
+    pub fn defaults_for(&self, owner: &Owner) -> (String, String) {
         let (catalog, schema) = self.defaults();
         for l in self.live.iter() {
             if let LiveKind::Cassandra {
@@ -529,7 +529,10 @@ impl Engine {
             } = &l.kind
                 && l.catalog == catalog
             {
-                let own = tenants.get(user).and_then(|k| k.first()).cloned();
+                let own = tenants
+                    .get(&owner.tenants_key())
+                    .and_then(|k| k.first())
+                    .cloned();
                 return (catalog, own.unwrap_or_else(|| NO_KEYSPACE.to_string()));
             }
         }
@@ -596,6 +599,7 @@ impl Engine {
     /// Trino's syntax rewritten (`crate::trino_functions::rewrite`).
     fn parse(&self, sql: &str) -> Result<datafusion::sql::parser::Statement> {
         check_nesting(sql)?;
+        check_name_chains(sql)?;
         let state = self.ctx.state_ref();
         let state = state.read();
         let dialect = state.config().options().sql_parser.dialect;
@@ -604,17 +608,30 @@ impl Engine {
         Ok(statement)
     }
 
-    /// Plans `sql`. tsql is read-only: DDL, DML and `SET` statements are refused.
+    /// Plans `sql`. tsql is read-only: DDL, DML and `SET` statements are
+    /// refused. Column types in `information_schema.columns` and `DESCRIBE`
+    /// are SQL names ([`crate::sql_types`]).
     pub async fn plan(&self, sql: &str) -> Result<DataFrame> {
-        self.plan_adapted(sql, |_| {}).await
+        self.plan_with(sql, |_| {}, true).await
     }
 
     /// [`Engine::plan`] with the parsed statement adapted by `adapt` first
-    /// (a protocol front end's own naming or metadata shape).
+    /// (a protocol front end's own naming or metadata shape); column types
+    /// in `information_schema` stay the engine's Arrow names, which the
+    /// front end maps to its own.
     pub async fn plan_adapted(
         &self,
         sql: &str,
         adapt: impl FnOnce(&mut datafusion::sql::parser::Statement),
+    ) -> Result<DataFrame> {
+        self.plan_with(sql, adapt, false).await
+    }
+
+    async fn plan_with(
+        &self,
+        sql: &str,
+        adapt: impl FnOnce(&mut datafusion::sql::parser::Statement),
+        sql_type_names: bool,
     ) -> Result<DataFrame> {
         let options = SQLOptions::new()
             .with_allow_ddl(false)
@@ -624,8 +641,11 @@ impl Engine {
             let mut statement = self.parse(sql)?;
             adapt(&mut statement);
             let state = self.ctx.state();
-            let plan = state.statement_to_plan(statement).await?;
+            let mut plan = state.statement_to_plan(statement).await?;
             options.verify_plan(&plan)?;
+            if sql_type_names {
+                plan = crate::sql_types::with_sql_type_names(plan)?;
+            }
             self.ctx.execute_logical_plan(plan).await
         };
         planned.await.map_err(|e| {
@@ -671,6 +691,74 @@ fn check_nesting(sql: &str) -> Result<()> {
                 datafusion::sql::sqlparser::parser::ParserError::ParserError(format!(
                     "the statement nests parentheses {deepest} deep; tsql reads at most {MAX_NESTING}: \
                  name parts of it in a WITH clause"
+                )),
+            ),
+            None,
+        ));
+    }
+    Ok(())
+}
+
+/// How many dots one chain of names may have (`catalog.schema.table.column`
+/// has 3). The parser tries each part after a dot two ways, so its time can
+/// double with every part: a 25-part chain kept it busy for minutes (found
+/// by fuzzing `sql_text`).
+const MAX_CHAIN_DOTS: usize = 12;
+
+/// Refuses a statement with a chain of more than [`MAX_CHAIN_DOTS`] dots
+/// (`a.b.c…`, spaces and comments around the dots included; string
+/// literals and quoted names count as parts).
+fn check_name_chains(sql: &str) -> Result<()> {
+    #[derive(PartialEq)]
+    enum Last {
+        Other,
+        Word,
+        Dot,
+    }
+    let (mut dots, mut longest, mut last, mut in_word) = (0usize, 0usize, Last::Other, false);
+    let word = |dots: &mut usize, last: &mut Last| {
+        // Two names with only space between them are two chains.
+        if *last == Last::Word {
+            *dots = 0;
+        }
+        *last = Last::Word;
+    };
+    for (text, code) in code_and_literals(sql) {
+        if !code {
+            if !(text.starts_with("--") || text.starts_with("/*")) {
+                word(&mut dots, &mut last);
+            }
+            in_word = false;
+            continue;
+        }
+        for c in text.chars() {
+            if c == '.' {
+                dots += 1;
+                longest = longest.max(dots);
+                last = Last::Dot;
+                in_word = false;
+            } else if c.is_whitespace() {
+                in_word = false;
+            } else if c.is_alphanumeric() || !c.is_ascii() || "_#@$".contains(c) {
+                if !in_word {
+                    word(&mut dots, &mut last);
+                }
+                in_word = true;
+            } else {
+                dots = 0;
+                last = Last::Other;
+                in_word = false;
+            }
+        }
+    }
+    if longest > MAX_CHAIN_DOTS {
+        return Err(DataFusionError::SQL(
+            Box::new(
+                datafusion::sql::sqlparser::parser::ParserError::ParserError(format!(
+                    "the statement has a name of {} parts joined by dots; tsql reads at most {}: \
+                 put a name that contains dots in double quotes",
+                    longest + 1,
+                    MAX_CHAIN_DOTS + 1
                 )),
             ),
             None,
@@ -769,7 +857,9 @@ pub fn explain(e: DataFusionError) -> DataFusionError {
 
 #[cfg(test)]
 mod tests {
-    use super::{MAX_NESTING, check_nesting, number_placeholders};
+    use super::{
+        MAX_CHAIN_DOTS, MAX_NESTING, check_name_chains, check_nesting, number_placeholders,
+    };
 
     #[test]
     fn nesting_counts_parentheses_of_code_only() {
@@ -791,6 +881,35 @@ mod tests {
                 ")".repeat(MAX_NESTING)
             ))
             .is_ok()
+        );
+    }
+
+    #[test]
+    fn long_name_chains_are_refused_before_parsing() {
+        // What the fuzzer found: the parser's time doubles with each part.
+        let found = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/fuzz/regressions/sql_text/timeout-6e1b58ebe4ed96426049fc34887114ef7f9bdb2a"
+        ))
+        .unwrap();
+        let e = check_name_chains(&String::from_utf8_lossy(&found)).unwrap_err();
+        assert!(e.to_string().contains("joined by dots"), "{e}");
+        let chain = |n: usize, sep: &str| vec!["a"; n + 1].join(sep);
+        assert!(check_name_chains(&format!("SELECT {}", chain(MAX_CHAIN_DOTS, "."))).is_ok());
+        assert!(check_name_chains(&format!("SELECT {}", chain(MAX_CHAIN_DOTS + 1, "."))).is_err());
+        assert!(
+            check_name_chains(&format!("SELECT {}", chain(MAX_CHAIN_DOTS + 1, " . "))).is_err()
+        );
+        assert!(
+            check_name_chains(&format!("SELECT {}", chain(MAX_CHAIN_DOTS + 1, ".\"x\"."))).is_err()
+        );
+        // Separate names, numbers and dots in literals do not add up.
+        assert!(check_name_chains(&format!("SELECT {}", chain(40, ".b c."))).is_ok());
+        assert!(check_name_chains(&format!("SELECT {}", chain(40, ".b, c."))).is_ok());
+        assert!(check_name_chains(&format!("SELECT 1.5, '{}'", chain(40, "."))).is_ok());
+        assert!(
+            check_name_chains("SELECT cyoda.entities.orders.state FROM cyoda.entities.orders")
+                .is_ok()
         );
     }
 

@@ -7,11 +7,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use datafusion::error::{DataFusionError, Result};
-use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
 use datafusion::execution::memory_pool::{
     FairSpillPool, MemoryConsumer, MemoryLimit, MemoryPool, MemoryReservation, TrackConsumersPool,
 };
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
+
+use crate::spill::SpillSpace;
 
 /// How much memory queries may use, and where they spill.
 #[derive(Debug, Clone, PartialEq)]
@@ -22,41 +23,51 @@ pub struct MemorySettings {
     pub per_query: usize,
     /// Where sorts, aggregates and joins spill (the system's temporary folder when unset).
     pub spill_dir: Option<PathBuf>,
+    /// Bytes every running query together may hold in spill files
+    /// (`spill_limit`); the default of [`crate::spill::SpillLimits::resolve`] when unset.
+    pub spill_limit: Option<u64>,
+    /// Bytes one query may hold in spill files (`query_spill_limit`); the
+    /// default of [`crate::spill::SpillLimits::resolve`] when unset.
+    pub query_spill_limit: Option<u64>,
 }
 
 impl MemorySettings {
     /// Defaults from the machine: half of its memory for queries, half of
-    /// that for any one query.
+    /// that for any one query. The memory counted is the smaller of the
+    /// machine's and the limit of the cgroup tsql runs in (a container's
+    /// memory limit), see [`crate::container`].
     pub fn from_machine() -> MemorySettings {
-        let total = machine_memory().unwrap_or(4 << 30);
+        let total =
+            crate::container::usable_memory(machine_memory(), crate::container::limits().memory)
+                .unwrap_or(4 << 30);
         MemorySettings {
             limit: total / 2,
             per_query: total / 4,
             spill_dir: None,
+            spill_limit: None,
+            query_spill_limit: None,
         }
     }
 
-    /// The runtime every query's share comes from.
-    pub fn runtime(&self) -> Result<Arc<RuntimeEnv>> {
+    /// The spill folder and its limits: every query's spill files go there.
+    pub fn spill_space(&self) -> Result<Arc<SpillSpace>> {
+        SpillSpace::new(
+            self.spill_dir.as_deref(),
+            self.spill_limit,
+            self.query_spill_limit,
+        )
+    }
+
+    /// The runtime every query's share comes from; what runs on it directly
+    /// spills into `spill` as one query.
+    pub fn runtime(&self, spill: &Arc<SpillSpace>) -> Result<Arc<RuntimeEnv>> {
         let pool = TrackConsumersPool::new(
             FairSpillPool::new(self.limit),
             std::num::NonZeroUsize::new(3).expect("3 is not zero"),
         );
-        let mode = match &self.spill_dir {
-            Some(d) => {
-                std::fs::create_dir_all(d).map_err(|e| {
-                    DataFusionError::Configuration(format!(
-                        "cannot use spill_dir {}: {e}",
-                        d.display()
-                    ))
-                })?;
-                DiskManagerMode::Directories(vec![d.clone()])
-            }
-            None => DiskManagerMode::OsTmpDirectory,
-        };
         RuntimeEnvBuilder::new()
             .with_memory_pool(Arc::new(pool))
-            .with_disk_manager_builder(DiskManagerBuilder::default().with_mode(mode))
+            .with_disk_manager_builder(spill.disk_manager_builder())
             .build_arc()
     }
 }

@@ -32,6 +32,9 @@ pub struct Metrics {
     pub bytes: IntCounter,
     /// Failed logins and calls with bad credentials.
     pub auth_failures: IntCounter,
+    /// Logins refused without checking them, because their client id or
+    /// peer address failed too often (`login_failures_per_minute`).
+    pub logins_throttled: IntCounter,
     /// Bytes the memory pool holds now.
     pub memory_reserved: IntGauge,
     /// The memory pool's limit, bytes.
@@ -40,6 +43,11 @@ pub struct Metrics {
     pub spill_bytes: IntGauge,
     /// Spill files running queries hold.
     pub spill_files: IntGauge,
+    /// Bytes all running queries together may hold in spill files (`spill_limit`).
+    pub spill_limit: IntGauge,
+    /// Queries stopped because they could not spill: over `query_spill_limit`
+    /// or `spill_limit`, or the spill disk was full.
+    pub spill_exhausted: IntCounter,
     /// Calls to upstream services (Cyoda, …), by source, and how long they took.
     pub upstream_latency: HistogramVec,
     /// Failed calls to upstream services, by source and kind.
@@ -98,6 +106,10 @@ impl Metrics {
                 "tsql_auth_failures_total",
                 "Logins and calls refused for their credentials",
             ),
+            logins_throttled: counter(
+                "tsql_logins_throttled_total",
+                "Logins refused unchecked: their client id or address failed too often",
+            ),
             memory_reserved: gauge(
                 "tsql_memory_pool_reserved_bytes",
                 "Bytes the query memory pool holds now",
@@ -111,6 +123,14 @@ impl Metrics {
                 "Bytes spilled to disk and still held by running queries",
             ),
             spill_files: gauge("tsql_spill_files", "Spill files running queries hold"),
+            spill_limit: gauge(
+                "tsql_spill_limit_bytes",
+                "Bytes all running queries together may hold in spill files (spill_limit)",
+            ),
+            spill_exhausted: counter(
+                "tsql_spill_exhausted_total",
+                "Queries stopped because they could not spill: over query_spill_limit or spill_limit, or the disk was full",
+            ),
             upstream_latency,
             upstream_errors,
             registry,
@@ -131,10 +151,18 @@ impl Metrics {
             &m.memory_limit,
             &m.spill_bytes,
             &m.spill_files,
+            &m.spill_limit,
         ] {
             r.register(Box::new(g.clone())).expect("registers once");
         }
-        for c in [&m.refused, &m.rows, &m.bytes, &m.auth_failures] {
+        for c in [
+            &m.refused,
+            &m.rows,
+            &m.bytes,
+            &m.auth_failures,
+            &m.logins_throttled,
+            &m.spill_exhausted,
+        ] {
             r.register(Box::new(c.clone())).expect("registers once");
         }
         m

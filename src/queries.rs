@@ -9,6 +9,8 @@ use std::time::{Instant, SystemTime};
 use arrow::array::{ArrayRef, RecordBatch, StringArray, TimestampMicrosecondArray, UInt64Array};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
+use crate::caller::Owner;
+
 /// Ended queries kept for the view.
 const HISTORY: usize = 1000;
 
@@ -46,7 +48,7 @@ impl QueryState {
 #[derive(Debug)]
 struct Record {
     id: String,
-    user: String,
+    owner: Owner,
     sql: String,
     state: QueryState,
     started: SystemTime,
@@ -95,10 +97,36 @@ impl QueryEntry {
         r.ran_for = Some(r.clock.elapsed().as_secs_f64());
     }
 
-    /// Who runs it.
-    pub fn user(&self) -> String {
-        self.0.lock().expect("not poisoned").user.clone()
+    /// Whose query it is.
+    pub fn owner(&self) -> Owner {
+        self.0.lock().expect("not poisoned").owner.clone()
     }
+}
+
+/// A query id that is in the log already.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DuplicateId(pub String);
+
+/// A new query id nobody can guess: 128 random bits as 32 hex digits.
+pub fn new_query_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+/// A new query id in Trino's shape, `YYYYmmdd_HHMMSS_NNNNN_xxxxx…`, for
+/// Trino clients: the time it started, then random digits and letters (no
+/// counter, so an id tells nothing of other queries; ~100 random bits).
+pub fn new_trino_query_id() -> String {
+    let random = uuid::Uuid::new_v4();
+    let bytes = random.as_bytes();
+    let number = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) % 100_000;
+    let letters: String = bytes[4..]
+        .iter()
+        .map(|b| char::from(b'a' + b % 26))
+        .collect();
+    format!(
+        "{}_{number:05}_{letters}",
+        chrono::Utc::now().format("%Y%m%d_%H%M%S")
+    )
 }
 
 /// Every recent query.
@@ -122,15 +150,25 @@ pub fn queries_schema() -> SchemaRef {
         Field::new("bytes", DataType::UInt64, false),
         Field::new("peak_memory", DataType::UInt64, false),
         Field::new("error", DataType::Utf8, true),
+        Field::new("tenant", DataType::Utf8, true),
     ]))
 }
 
 impl QueryLog {
-    /// Records a new query `id` of `user`, queued.
-    pub fn start(&self, id: &str, user: &str, sql: &str) -> QueryEntry {
+    /// Records a new query `id` of `owner`, queued. An id already in the
+    /// log is refused (never a second entry with the same id): the caller
+    /// takes a fresh one from [`new_query_id`].
+    pub fn start(&self, id: &str, owner: &Owner, sql: &str) -> Result<QueryEntry, DuplicateId> {
+        let mut entries = self.entries.lock().expect("not poisoned");
+        if entries
+            .iter()
+            .any(|e| e.0.lock().expect("not poisoned").id == id)
+        {
+            return Err(DuplicateId(id.to_string()));
+        }
         let entry = QueryEntry(Arc::new(Mutex::new(Record {
             id: id.to_string(),
-            user: user.to_string(),
+            owner: owner.clone(),
             sql: sql.to_string(),
             state: QueryState::Queued,
             started: SystemTime::now(),
@@ -142,7 +180,6 @@ impl QueryLog {
             peak_memory: 0,
             error: None,
         })));
-        let mut entries = self.entries.lock().expect("not poisoned");
         entries.push_back(entry.clone());
         // Forget the oldest ended queries beyond the history.
         let ended = entries
@@ -159,17 +196,27 @@ impl QueryLog {
                 !gone
             });
         }
-        entry
+        Ok(entry)
     }
 
-    /// The query `id`, if it is known.
+    /// How many queries are queued or running now.
+    pub fn unfinished(&self) -> usize {
+        self.entries
+            .lock()
+            .expect("not poisoned")
+            .iter()
+            .filter(|e| !e.0.lock().expect("not poisoned").state.ended())
+            .count()
+    }
+
+    /// The query `id`, if it is known (ids are unique in the log).
     pub fn find(&self, id: &str) -> Option<QueryEntry> {
         let entries = self.entries.lock().expect("not poisoned");
         entries.iter().find(|e| e.id() == id).cloned()
     }
 
-    /// The view as `user` sees it: their own queries, or everyone's.
-    pub fn snapshot(&self, user: &str, everyone: bool) -> RecordBatch {
+    /// The view as `owner` sees it: their own queries, or everyone's.
+    pub fn snapshot(&self, owner: &Owner, everyone: bool) -> RecordBatch {
         let entries: Vec<QueryEntry> = self
             .entries
             .lock()
@@ -179,6 +226,7 @@ impl QueryLog {
             .collect();
         let mut cols: (Vec<String>, Vec<String>, Vec<&'static str>, Vec<String>) =
             Default::default();
+        let mut tenants: Vec<Option<String>> = Vec::new();
         let (mut started, mut queued, mut elapsed, mut rows, mut bytes, mut peak, mut error) = (
             Vec::new(),
             Vec::new(),
@@ -190,11 +238,12 @@ impl QueryLog {
         );
         for e in entries {
             let r = e.0.lock().expect("not poisoned");
-            if !everyone && r.user != user {
+            if !everyone && r.owner != *owner {
                 continue;
             }
             cols.0.push(r.id.clone());
-            cols.1.push(r.user.clone());
+            cols.1.push(r.owner.subject.clone());
+            tenants.push(r.owner.tenant.clone());
             cols.2.push(r.state.name());
             cols.3.push(r.sql.clone());
             started.push(
@@ -222,6 +271,7 @@ impl QueryLog {
             Arc::new(UInt64Array::from(bytes)),
             Arc::new(UInt64Array::from(peak)),
             Arc::new(StringArray::from(error)),
+            Arc::new(StringArray::from(tenants)),
         ];
         RecordBatch::try_new(queries_schema(), columns).expect("columns match the schema")
     }
@@ -231,17 +281,17 @@ impl QueryLog {
 #[derive(Debug)]
 pub struct QueriesTable {
     log: Arc<QueryLog>,
-    user: String,
+    owner: Owner,
     everyone: bool,
 }
 
 impl QueriesTable {
-    /// The view of `log` for `caller`.
-    pub fn new(log: Arc<QueryLog>, caller: &crate::engine::Caller) -> Self {
+    /// The view of `log` for `owner` (with everyone's queries when `everyone`).
+    pub fn new(log: Arc<QueryLog>, owner: &Owner, everyone: bool) -> Self {
         QueriesTable {
             log,
-            user: caller.name.clone(),
-            everyone: caller.sees_all,
+            owner: owner.clone(),
+            everyone,
         }
     }
 }
@@ -263,7 +313,7 @@ impl datafusion::catalog::TableProvider for QueriesTable {
         filters: &[datafusion::logical_expr::Expr],
         limit: Option<usize>,
     ) -> datafusion::error::Result<Arc<dyn datafusion::physical_plan::ExecutionPlan>> {
-        let view = self.log.snapshot(&self.user, self.everyone);
+        let view = self.log.snapshot(&self.owner, self.everyone);
         datafusion::datasource::MemTable::try_new(view.schema(), vec![vec![view]])?
             .scan(state, projection, filters, limit)
             .await
@@ -277,13 +327,16 @@ mod tests {
     #[test]
     fn users_see_their_own_queries_unless_they_see_all() {
         let log = QueryLog::default();
-        let a = log.start("q1", "ann", "SELECT 1");
-        log.start("q2", "bob", "SELECT 2");
+        let ann = Owner::local("ann");
+        let a = log.start("q1", &ann, "SELECT 1").unwrap();
+        log.start("q2", &Owner::local("bob"), "SELECT 2").unwrap();
+        // An id is never in the log twice.
+        assert!(log.start("q2", &ann, "SELECT 3").is_err());
         a.running();
         a.progress(5, 100, 2048);
         a.end(QueryState::Finished, None);
         a.end(QueryState::Failed, Some("late".into())); // the first ending stays
-        let mine = log.snapshot("ann", false);
+        let mine = log.snapshot(&ann, false);
         assert_eq!(mine.num_rows(), 1);
         let state = mine
             .column(2)
@@ -291,7 +344,30 @@ mod tests {
             .downcast_ref::<StringArray>()
             .unwrap();
         assert_eq!(state.value(0), "finished");
-        assert_eq!(log.snapshot("ann", true).num_rows(), 2);
+        assert_eq!(log.snapshot(&ann, true).num_rows(), 2);
+        // Same subject, another tenant: not ann's.
+        assert_eq!(
+            log.snapshot(&Owner::of_tenant("t", "ann"), false)
+                .num_rows(),
+            0
+        );
         assert!(log.find("q2").is_some() && log.find("q3").is_none());
+    }
+
+    #[test]
+    fn trino_ids_are_random_in_trino_shape() {
+        let a = new_trino_query_id();
+        let b = new_trino_query_id();
+        assert_ne!(a, b);
+        let parts: Vec<&str> = a.split('_').collect();
+        assert_eq!(parts.len(), 4, "{a}");
+        assert_eq!(parts[0].len(), 8);
+        assert_eq!(parts[1].len(), 6);
+        assert_eq!(parts[2].len(), 5);
+        assert_eq!(parts[3].len(), 12);
+        assert!(
+            a.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        );
     }
 }

@@ -8,10 +8,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::admission::{Admission, AdmissionSettings};
-use crate::engine::Caller;
-use crate::flight::Authenticator;
+use crate::auth::Authenticator;
+use crate::caller::Caller;
 use crate::queries::QueryLog;
 use crate::queries::QueryState;
+use crate::shutdown::Shutdown;
 use crate::{Engine, QueryExecutor};
 
 /// The shared parts of a serving process.
@@ -29,19 +30,26 @@ pub struct Serving {
     pub auth: Arc<Authenticator>,
     /// How to stop each running query, whichever front end runs it.
     pub stoppers: Arc<Stoppers>,
+    /// Whether the server is shutting down, and what it waits for then.
+    pub shutdown: Arc<Shutdown>,
 }
 
 impl Serving {
-    /// The shared parts for `engine`, `auth` and the admission `settings`.
+    /// The shared parts for `engine`, `auth` and the admission `settings`;
+    /// on shutdown, running queries get `grace` to finish.
     pub fn new(
         engine: Engine,
         auth: Arc<Authenticator>,
         settings: AdmissionSettings,
+        grace: std::time::Duration,
     ) -> Result<Serving, String> {
-        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let threads = crate::container::query_threads();
         let executor = QueryExecutor::new(threads)
             .map_err(|e| format!("cannot start the query threads: {e}"))?;
         let queries = Arc::new(QueryLog::default());
+        let shutdown = Arc::new(Shutdown::new(grace));
+        let log = queries.clone();
+        shutdown.count_busy_with(Box::new(move || log.unfinished()));
         Ok(Serving {
             engine: engine.with_query_log(queries.clone()),
             executor,
@@ -49,7 +57,19 @@ impl Serving {
             queries,
             auth,
             stoppers: Arc::new(Stoppers::default()),
+            shutdown,
         })
+    }
+
+    /// Cancels every running query, whichever protocol runs it, marking it
+    /// cancelled for `why` in the query view (the end of a shutdown's grace period).
+    pub fn cancel_all(&self, why: &str) {
+        for id in self.stoppers.ids() {
+            if let Some(entry) = self.queries.find(&id) {
+                entry.end(QueryState::Cancelled, Some(why.to_string()));
+            }
+        }
+        self.stoppers.stop_all();
     }
 
     /// `CALL system.runtime.kill_query('<id>')` from `caller`: stops the
@@ -59,13 +79,13 @@ impl Serving {
         let entry = self
             .queries
             .find(id)
-            .filter(|e| caller.sees_all || e.user() == caller.name)
+            .filter(|e| caller.sees_all || e.owner() == caller.owner)
             .ok_or_else(|| {
                 format!("query '{id}' not found among yours: SELECT query_id, state FROM system.runtime.queries lists them")
             })?;
         entry.end(
             QueryState::Cancelled,
-            Some(format!("killed by {}", caller.name)),
+            Some(format!("killed by {}", caller.owner)),
         );
         self.stoppers.stop(id);
         Ok(())
@@ -117,6 +137,20 @@ impl Stoppers {
             stoppers: self.clone(),
             query: id.to_string(),
             slot,
+        }
+    }
+
+    /// The ids of the queries that can be stopped now.
+    pub fn ids(&self) -> Vec<String> {
+        let map = self.by_query.lock().expect("not poisoned");
+        map.keys().cloned().collect()
+    }
+
+    /// Stops every registered query (the end of a shutdown's grace period).
+    pub fn stop_all(&self) {
+        let all = std::mem::take(&mut *self.by_query.lock().expect("not poisoned"));
+        for (_, stop) in all.into_values().flatten() {
+            stop();
         }
     }
 

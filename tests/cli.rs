@@ -179,6 +179,71 @@ fn errors_exit_non_zero_and_say_what_to_do() {
 }
 
 #[test]
+fn config_errors_name_the_file_and_the_key() {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let config = dir.path().join("tsql.toml");
+    let shown = config.to_string_lossy().into_owned();
+    let cases = [
+        // A value tsql cannot use.
+        (
+            "memory_limit = \"8 apples\"\n",
+            ": key `memory_limit`: expected a size like \"8GB\" or \"512MB\", got \"8 apples\"",
+        ),
+        // A value of the wrong type: the line too.
+        (
+            "demo = true\nmax_running_queries = \"eight\"\n",
+            ", line 2: key `max_running_queries`: expected a whole number, got string \"eight\"",
+        ),
+        // A key tsql does not know.
+        (
+            "demo = true\nmemory_limt = \"8GB\"\n",
+            ", line 2: key `memory_limt`: tsql has no such setting here (check the spelling)",
+        ),
+        // A key of a [[source]].
+        (
+            "[[source]]\nkind = \"filez\"\ncatalog = \"f\"\n",
+            ": [[source]] catalog = \"f\": key `kind`: expected \"cyoda\", \"cassandra\" or \"files\", got \"filez\"",
+        ),
+    ];
+    for (text, said) in cases {
+        std::fs::write(&config, text).expect("a config file");
+        for args in [
+            vec!["sql", "--config", &shown, "--demo", "SELECT 1"],
+            vec![
+                "serve",
+                "--config",
+                &shown,
+                "--demo",
+                "--listen",
+                "127.0.0.1:0",
+            ],
+        ] {
+            let o = tsql(&args);
+            let err = stderr(&o);
+            assert_eq!(o.status.code(), Some(1), "{args:?}: {err}");
+            assert!(
+                err.starts_with(&format!("error: config file {shown}{said}")),
+                "{args:?} with {text:?}: {err}"
+            );
+            assert!(!err.contains("planning"), "{err}");
+        }
+    }
+    let o = tsql(&[
+        "sql",
+        "--config",
+        "/no/such/tsql.toml",
+        "--demo",
+        "SELECT 1",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).starts_with("error: cannot read config file /no/such/tsql.toml: "),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
 fn help_teaches_the_model() {
     let o = tsql(&["--help"]);
     let out = stdout(&o);
@@ -199,4 +264,165 @@ fn demo_data_answers() {
         "SELECT count(*) AS n FROM orders",
     ]);
     assert_eq!(out, "n\r\n2999\r\n");
+}
+
+/// Runs `tsql check-config --config <dir>/tsql.toml` with `config` as the
+/// file's text and the environment variables `env`.
+fn check_config(dir: &Path, config: &str, env: &[(&str, &str)]) -> Output {
+    let path = dir.join("tsql.toml");
+    std::fs::write(&path, config).expect("a config file");
+    Command::new(env!("CARGO_BIN_EXE_tsql"))
+        .args(["check-config", "--config", &path.to_string_lossy()])
+        .envs(env.iter().copied())
+        .env_remove("TSQL_TICKET_KEY")
+        .output()
+        .expect("tsql runs")
+}
+
+#[test]
+fn check_config_passes_a_good_config_and_names_the_key_of_a_bad_one() {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let hash = succeeds_with_input(&["hash-password"], "s3cret");
+    let hash_file = dir.path().join("ann.hash");
+    std::fs::write(&hash_file, hash.trim()).expect("a hash file");
+    let good = format!(
+        "demo = true\nlisten = \"0.0.0.0:32010\"\nmetrics_listen = \"127.0.0.1:9464\"\n\
+         ticket_key_env = \"TSQL_TEST_TICKET_KEY\"\nmemory_limit = \"2GB\"\nshutdown_grace_seconds = 45\n\
+         [[users]]\nname = \"ann\"\npassword_hash_file = \"{}\"\n",
+        hash_file.display()
+    );
+    let o = check_config(
+        dir.path(),
+        &good,
+        &[("TSQL_TEST_TICKET_KEY", "0123456789abcdef0123456789abcdef")],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.starts_with("config OK: "), "{out}");
+    for part in [
+        "Flight SQL on grpc://0.0.0.0:32010",
+        "1 user",
+        "memory_limit 2.0 GiB",
+        "shutdown_grace_seconds 45",
+    ] {
+        assert!(out.contains(part), "{part} in {out}");
+    }
+
+    let path = dir.path().join("tsql.toml").display().to_string();
+    let cases: Vec<(String, &[(&str, &str)], String)> = vec![
+        // The secret's variable is not set.
+        (
+            good.clone(),
+            &[],
+            "key `ticket_key_env`: environment variable TSQL_TEST_TICKET_KEY is not set".into(),
+        ),
+        // The secret file is missing.
+        (
+            good.replace(&hash_file.display().to_string(), "/nonexistent/ann.hash"),
+            &[("TSQL_TEST_TICKET_KEY", "0123456789abcdef0123456789abcdef")],
+            "user ann: key `password_hash_file`: cannot read /nonexistent/ann.hash".into(),
+        ),
+        (
+            "demo = true\nmemory_limit = \"lots\"\n".into(),
+            &[],
+            "key `memory_limit`: expected a size like \"8GB\" or \"512MB\", got \"lots\"".into(),
+        ),
+        (
+            "demo = true\nlisten = \"nowhere\"\n".into(),
+            &[],
+            "cannot listen on 'nowhere'".into(),
+        ),
+        (
+            "demo = true\ntls_cert = \"/nonexistent/c.pem\"\ntls_key = \"/nonexistent/k.pem\"\n"
+                .into(),
+            &[],
+            "keys `tls_cert` and `tls_key`: cannot read TLS certificate /nonexistent/c.pem".into(),
+        ),
+        (
+            "[[source]]\nkind = \"cyoda\"\ncatalog = \"c\"\n".into(),
+            &[],
+            "[[source]] catalog = \"c\": a cyoda source needs `url`".into(),
+        ),
+        (
+            "data = \"/nonexistent/entities\"\n[[users]]\nname = \"a\"\npassword_hash = \"$2b$04$abcdefghijklmnopqrstuuCi9cVzDFhOLcESP5PzTmjMUJYULkDh2\"\n".into(),
+            &[],
+            "data folder /nonexistent/entities does not exist".into(),
+        ),
+        (
+            "demo = true\nshutdown_grace_seconds = -1\n".into(),
+            &[],
+            "key `shutdown_grace_seconds`: expected a number of seconds (0 or more), got -1".into(),
+        ),
+    ];
+    for (config, env, want) in cases {
+        let o = check_config(dir.path(), &config, env);
+        let err = stderr(&o);
+        assert!(!o.status.success(), "{config} passed");
+        assert!(
+            err.starts_with(&format!("error: config file {path}")),
+            "{config}: {err}"
+        );
+        assert!(err.contains(&want), "{config}: want {want}, got {err}");
+        assert!(stdout(&o).is_empty(), "{config}");
+    }
+    let help = succeeds(&["check-config", "--help"]);
+    assert!(help.contains("without serving"), "{help}");
+    assert!(help.contains("<key>_file"), "{help}");
+}
+
+fn succeeds_with_input(args: &[&str], input: &str) -> String {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tsql"))
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("tsql runs");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .expect("input written");
+    let o = child.wait_with_output().expect("tsql ends");
+    assert!(o.status.success(), "{}", stderr(&o));
+    stdout(&o)
+}
+
+#[test]
+fn probe_exits_0_on_2xx_and_1_otherwise() {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+    let addr = listener.local_addr().expect("an address");
+    let server = std::thread::spawn(move || {
+        for answer in [
+            "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\n\r\nready\n",
+            "HTTP/1.1 503 Service Unavailable\r\n\r\nnot ready: shutting down\n",
+        ] {
+            let (mut s, _) = listener.accept().expect("a connection");
+            let mut request = [0u8; 2048];
+            let n = s.read(&mut request).expect("a request");
+            assert!(
+                String::from_utf8_lossy(&request[..n]).starts_with("GET /readyz HTTP/1.0\r\n"),
+                "{}",
+                String::from_utf8_lossy(&request[..n])
+            );
+            s.write_all(answer.as_bytes()).expect("an answer");
+        }
+    });
+    let url = format!("http://{addr}/readyz");
+    assert_eq!(succeeds(&["probe", &url]), "ready\n");
+    let o = tsql(&["probe", &url]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(stdout(&o), "not ready: shutting down\n");
+    assert!(stderr(&o).contains("answered 503"), "{}", stderr(&o));
+    server.join().expect("the server thread");
+    // Nothing listens there any more; https is refused with a hint.
+    let o = tsql(&["probe", "--timeout", "2", &url]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("cannot connect"), "{}", stderr(&o));
+    let o = tsql(&["probe", "https://127.0.0.1:9464/readyz"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("give an http:// URL"), "{}", stderr(&o));
 }

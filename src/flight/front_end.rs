@@ -3,6 +3,14 @@
 //! `GetSchema` (ADBC's `execute_schema`: a result's schema without running
 //! the query) and `PollFlightInfo` (ADBC's incremental execution: tsql plans
 //! at once, so the first poll is already complete).
+//!
+//! While the server shuts down, calls that would start a new query
+//! (`GetFlightInfo`, `GetSchema`, `PollFlightInfo`) are refused with
+//! UNAVAILABLE; `DoGet` of tickets already issued goes on.
+//!
+//! Every call but `Handshake` is authenticated here first, before its
+//! ticket, command or action is even decoded: a caller without valid
+//! credentials learns nothing from how tsql reads what they sent.
 
 use std::sync::Arc;
 
@@ -51,6 +59,8 @@ impl FlightService for TsqlFlightService {
         &self,
         request: Request<Criteria>,
     ) -> Result<Response<Self::ListFlightsStream>, Status> {
+        let mut request = request;
+        self.sql.authenticate(&mut request).await?;
         FlightService::list_flights(&*self.sql, request).await
     }
 
@@ -58,6 +68,9 @@ impl FlightService for TsqlFlightService {
         &self,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
+        let mut request = request;
+        self.sql.authenticate(&mut request).await?;
+        self.sql.refuse_when_draining()?;
         FlightService::get_flight_info(&*self.sql, request).await
     }
 
@@ -66,6 +79,9 @@ impl FlightService for TsqlFlightService {
         &self,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<SchemaResult>, Status> {
+        let mut request = request;
+        self.sql.authenticate(&mut request).await?;
+        self.sql.refuse_when_draining()?;
         let info = FlightService::get_flight_info(&*self.sql, request)
             .await?
             .into_inner();
@@ -79,6 +95,9 @@ impl FlightService for TsqlFlightService {
         &self,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<PollInfo>, Status> {
+        let mut request = request;
+        self.sql.authenticate(&mut request).await?;
+        self.sql.refuse_when_draining()?;
         let info = FlightService::get_flight_info(&*self.sql, request)
             .await?
             .into_inner();
@@ -94,6 +113,8 @@ impl FlightService for TsqlFlightService {
         &self,
         request: Request<Ticket>,
     ) -> Result<Response<Self::DoGetStream>, Status> {
+        let mut request = request;
+        self.sql.authenticate(&mut request).await?;
         FlightService::do_get(&*self.sql, request).await
     }
 
@@ -101,6 +122,8 @@ impl FlightService for TsqlFlightService {
         &self,
         request: Request<Streaming<FlightData>>,
     ) -> Result<Response<Self::DoPutStream>, Status> {
+        let mut request = request;
+        self.sql.authenticate(&mut request).await?;
         FlightService::do_put(&*self.sql, request).await
     }
 
@@ -108,6 +131,8 @@ impl FlightService for TsqlFlightService {
         &self,
         request: Request<Action>,
     ) -> Result<Response<Self::DoActionStream>, Status> {
+        let mut request = request;
+        self.sql.authenticate(&mut request).await?;
         FlightService::do_action(&*self.sql, request).await
     }
 
@@ -115,6 +140,8 @@ impl FlightService for TsqlFlightService {
         &self,
         request: Request<Empty>,
     ) -> Result<Response<Self::ListActionsStream>, Status> {
+        let mut request = request;
+        self.sql.authenticate(&mut request).await?;
         FlightService::list_actions(&*self.sql, request).await
     }
 
@@ -122,6 +149,8 @@ impl FlightService for TsqlFlightService {
         &self,
         request: Request<Streaming<FlightData>>,
     ) -> Result<Response<Self::DoExchangeStream>, Status> {
+        let mut request = request;
+        self.sql.authenticate(&mut request).await?;
         FlightService::do_exchange(&*self.sql, request).await
     }
 }

@@ -1,7 +1,6 @@
 //! The Arrow Flight SQL front end: what the Arrow Flight SQL JDBC driver,
 //! ADBC, pyarrow and BI tools talk to.
 
-mod auth;
 pub mod errors;
 mod front_end;
 mod metadata;
@@ -10,11 +9,10 @@ mod running;
 mod server;
 mod service;
 mod session;
-mod session_protocol;
-mod ticket;
+pub(crate) mod session_protocol;
+pub(crate) mod ticket;
 mod types;
 
-pub use auth::Authenticator;
 pub use front_end::TsqlFlightService;
 pub use server::{ServeOptions, serve};
 pub use service::TsqlFlightSql;

@@ -20,7 +20,7 @@ pub struct LoggedStream<S> {
     inner: S,
     entry: Option<(crate::queries::QueryEntry, Arc<dyn MemoryPool>)>,
     execution: String,
-    user: String,
+    owner: crate::caller::Owner,
     sql: String,
     started: Instant,
     rows: usize,
@@ -39,13 +39,13 @@ impl<S> LoggedStream<S> {
         self
     }
 
-    /// Logs `inner`, the execution `execution` of `sql` by `user`.
-    pub fn new(inner: S, execution: &str, user: &str, sql: &str) -> Self {
+    /// Logs `inner`, the execution `execution` of `sql` by `owner`.
+    pub fn new(inner: S, execution: &str, owner: &crate::caller::Owner, sql: &str) -> Self {
         LoggedStream {
             inner,
             entry: None,
             execution: execution.to_string(),
-            user: user.to_string(),
+            owner: owner.clone(),
             sql: one_line(sql),
             started: Instant::now(),
             rows: 0,
@@ -103,13 +103,14 @@ impl<S> Drop for LoggedStream<S> {
         }
         tracing::info!(
             query_id = %self.execution,
-            user = %self.user,
+            user = %self.owner.subject,
+            tenant = self.owner.tenant.as_deref().unwrap_or(""),
             rows = self.rows,
             seconds = self.started.elapsed().as_secs_f64(),
             outcome,
             "query {} by {}: {} rows in {:.3} s, {ending}: {}",
             self.execution,
-            self.user,
+            self.owner,
             self.rows,
             self.started.elapsed().as_secs_f64(),
             self.sql

@@ -115,6 +115,38 @@ impl Drop for Registration {
     }
 }
 
+/// How long a ticket issued but not yet redeemed (`GetFlightInfo` answered,
+/// its `DoGet` still to come) keeps a shutdown's drain waiting.
+pub const REDEEM_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Tickets issued in the last [`REDEEM_WAIT`] and not yet redeemed: a
+/// client that planned a query just before SIGTERM still gets to run it.
+#[derive(Default)]
+pub struct Unredeemed {
+    issued: Mutex<HashMap<String, std::time::Instant>>,
+}
+
+impl Unredeemed {
+    /// A ticket for `execution` was issued now.
+    pub fn issue(&self, execution: &str) {
+        let mut issued = self.issued.lock().expect("not poisoned");
+        issued.retain(|_, at| at.elapsed() < REDEEM_WAIT);
+        issued.insert(execution.to_string(), std::time::Instant::now());
+    }
+
+    /// The ticket for `execution` is being redeemed.
+    pub fn redeem(&self, execution: &str) {
+        self.issued.lock().expect("not poisoned").remove(execution);
+    }
+
+    /// Tickets issued in the last [`REDEEM_WAIT`] and not redeemed yet.
+    pub fn waiting(&self) -> usize {
+        let mut issued = self.issued.lock().expect("not poisoned");
+        issued.retain(|_, at| at.elapsed() < REDEEM_WAIT);
+        issued.len()
+    }
+}
+
 fn cancelled_status() -> Status {
     Status::cancelled("query cancelled: the client cancelled this execution")
 }

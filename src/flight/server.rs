@@ -18,9 +18,10 @@ pub struct ServeOptions {
     pub tls: Option<(PathBuf, PathBuf)>,
 }
 
-/// Serves Flight SQL over `serving` until SIGTERM or Ctrl-C, then stops
-/// accepting calls and lets running streams finish. `ready` is called once
-/// the port is bound.
+/// Serves Flight SQL over `serving` until SIGTERM or Ctrl-C has been
+/// handled as [`crate::shutdown`] says (running queries finish within the
+/// grace period, new ones are refused), then stops accepting calls.
+/// `ready` is called once the port is bound.
 pub async fn serve(
     serving: &crate::serving::Serving,
     options: ServeOptions,
@@ -47,47 +48,39 @@ pub async fn serve(
     let incoming = tonic::transport::server::TcpIncoming::from(listener)
         .with_nodelay(Some(true))
         .with_keepalive(Some(std::time::Duration::from_secs(60)));
+    // The drain (see crate::shutdown) runs while the server still answers:
+    // DoGet of tickets already issued goes on; new queries are refused by
+    // the service. Once it ends, the server stops accepting calls.
     let (stopping, stopped) = tokio::sync::oneshot::channel::<()>();
+    let shutdown = serving.shutdown.clone();
+    let all = serving.clone();
     let signal = async move {
-        shutdown_signal().await;
+        crate::shutdown::on_signal(shutdown, move || {
+            all.cancel_all("cancelled: the server shut down (shutdown_grace_seconds passed)")
+        })
+        .await;
         let _ = stopping.send(());
     };
     let server = builder
         .add_service(FlightServiceServer::new(service).max_decoding_message_size(64 << 20))
         .serve_with_incoming_shutdown(incoming, signal);
     tokio::pin!(server);
-    // Running streams get a grace period; then they are stopped with the process.
-    let grace = async move {
+    // Connections get a moment to close after the drain; then the process ends anyway.
+    let closing = async move {
         if stopped.await.is_ok() {
-            tokio::time::sleep(SHUTDOWN_GRACE).await;
+            tokio::time::sleep(CLOSING).await;
         } else {
             std::future::pending::<()>().await;
         }
     };
     tokio::select! {
         r = &mut server => r.map_err(|e| format!("server failed: {e}")),
-        _ = grace => {
-            tracing::warn!("streams still running after {} s; stopping them", SHUTDOWN_GRACE.as_secs());
+        _ = closing => {
+            tracing::warn!("connections still open {} s after the drain; closing them", CLOSING.as_secs());
             Ok(())
         }
     }
 }
 
-/// How long running streams may go on after SIGTERM.
-const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
-
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("a SIGTERM handler");
-        tokio::select! {
-            _ = ctrl_c => {},
-            _ = term.recv() => {},
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
-    tracing::info!("shutting down: no new calls, running streams finish");
-}
+/// How long connections may take to close once the drain is over.
+const CLOSING: std::time::Duration = std::time::Duration::from_secs(5);

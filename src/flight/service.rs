@@ -39,11 +39,10 @@ use prost::Message;
 use tonic::metadata::MetadataValue;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::auth::Authenticator;
 use super::errors::{to_status, to_status_for};
 use super::metadata::{list_schemas, list_tables, shared_sql_info, xdbc_types};
 use super::query_log::LoggedStream;
-use super::running::RunningQueries;
+use super::running::{RunningQueries, Unredeemed};
 use super::session::{COOKIE, SessionKey, Sessions};
 use super::session_protocol::{
     CLOSE_SESSION, CloseSessionResult, CloseSessionStatus, GET_SESSION_OPTIONS,
@@ -53,7 +52,8 @@ use super::session_protocol::{
 };
 use super::ticket::QueryTicket;
 use super::types::{to_wire, wire_schema, with_column_metadata};
-use crate::engine::Caller;
+use crate::auth::Authenticator;
+use crate::caller::{Caller, Owner};
 use crate::{Engine, QueryExecutor};
 
 type DoGetStream =
@@ -67,7 +67,7 @@ const CANCEL_FLIGHT_INFO: &str = "CancelFlightInfo";
 /// A prepared statement: its SQL, where it was prepared, and the parameters bound last.
 #[derive(Debug, Clone)]
 struct Prepared {
-    user: String,
+    owner: Owner,
     sql: String,
     catalog: String,
     schema: String,
@@ -89,6 +89,8 @@ pub struct TsqlFlightSql {
     auth: Arc<Authenticator>,
     sessions: Sessions,
     running: Arc<RunningQueries>,
+    /// Tickets just issued, whose DoGet a shutdown waits for a moment.
+    unredeemed: Arc<Unredeemed>,
     /// The shared parts (query view, stoppers of every front end).
     serving: crate::serving::Serving,
     prepared: Mutex<HashMap<Vec<u8>, Prepared>>,
@@ -102,7 +104,13 @@ impl TsqlFlightSql {
     /// A service over the shared parts of the server (engine, query
     /// threads, admission, query view, users).
     pub fn new(serving: &crate::serving::Serving) -> Self {
+        let unredeemed = Arc::new(Unredeemed::default());
+        let waiting = Arc::downgrade(&unredeemed);
+        serving.shutdown.count_busy_with(Box::new(move || {
+            waiting.upgrade().map_or(0, |u| u.waiting())
+        }));
         TsqlFlightSql {
+            unredeemed,
             admission: serving.admission.clone(),
             engine: serving.engine.clone(),
             queries: serving.queries.clone(),
@@ -122,14 +130,37 @@ impl TsqlFlightSql {
         &self,
         request: &Request<T>,
     ) -> impl std::future::Future<Output = Result<Caller, Status>> + Send + '_ {
+        // The front end checked the credentials before the call got here.
+        let known = request.extensions().get::<Caller>().cloned();
         let metadata = request.metadata().clone();
+        let peer = request.remote_addr().map(|a| a.ip());
         async move {
-            self.auth.check(&metadata).await.inspect_err(|s| {
+            if let Some(caller) = known {
+                return Ok(caller);
+            }
+            self.auth.check(&metadata, peer).await.inspect_err(|s| {
                 if s.code() == tonic::Code::Unauthenticated {
                     crate::metrics::metrics().auth_failures.inc();
                 }
             })
         }
+    }
+
+    /// Refuses a new query while the server shuts down (UNAVAILABLE: the
+    /// client may retry on another replica); running ones go on.
+    pub(crate) fn refuse_when_draining(&self) -> Result<(), Status> {
+        if self.serving.shutdown.is_draining() {
+            return Err(crate::shutdown::unavailable());
+        }
+        Ok(())
+    }
+
+    /// Checks a call's credentials before anything of the call is read, and
+    /// keeps the caller with the request for the handler.
+    pub(crate) async fn authenticate<T>(&self, request: &mut Request<T>) -> Result<(), Status> {
+        let caller = self.caller(request).await?;
+        request.extensions_mut().insert(caller);
+        Ok(())
     }
 
     /// The SQL to plan for a statement the client sent: the statement itself,
@@ -155,10 +186,10 @@ impl TsqlFlightSql {
     }
 
     /// The default catalog and schema of the caller's session.
-    fn session_defaults<T>(&self, request: &Request<T>, user: &str) -> (String, String) {
+    fn session_defaults<T>(&self, request: &Request<T>, owner: &Owner) -> (String, String) {
         let key = SessionKey::of(request.metadata());
-        let chosen = self.sessions.settings(key.as_ref(), user);
-        let (catalog, schema) = self.engine.defaults_for(user);
+        let chosen = self.sessions.settings(key.as_ref(), owner);
+        let (catalog, schema) = self.engine.defaults_for(owner);
         (
             chosen.catalog.unwrap_or(catalog),
             chosen.schema.unwrap_or(schema),
@@ -211,14 +242,16 @@ impl TsqlFlightSql {
 
     /// The FlightInfo of a planned execution: the wire schema and its ticket.
     fn execution_info(
+        &self,
         df: &DataFrame,
         ticket: &QueryTicket,
         descriptor: FlightDescriptor,
     ) -> Result<Response<FlightInfo>, Status> {
         let schema = wire_schema(df.schema().as_arrow());
         let handle = TicketStatementQuery {
-            statement_handle: ticket.to_bytes().into(),
+            statement_handle: ticket.seal(self.auth.sealer()).into(),
         };
+        self.unredeemed.issue(&ticket.execution);
         Ok(Response::new(Self::flight_info(
             &schema,
             handle.as_any().encode_to_vec(),
@@ -237,6 +270,7 @@ impl TsqlFlightSql {
         admitted: crate::admission::Ticket,
         entry: crate::queries::QueryEntry,
     ) -> Result<Response<DoGetStream>, Status> {
+        let query_id = entry.id();
         let pool = df.task_ctx().memory_pool().clone();
         let schema = wire_schema(df.schema().as_arrow());
         let wire = schema.clone();
@@ -253,11 +287,10 @@ impl TsqlFlightSql {
         let stopper = self
             .serving
             .stoppers
-            .register(&ticket.execution, move || running.cancel(&execution));
+            .register(&query_id, move || running.cancel(&execution));
         let batches = Box::pin(crate::admission::until_deadline(batches, admitted));
-        let batches = LoggedStream::new(batches, &ticket.execution, &ticket.user, sql)
-            .with_entry(entry, pool);
-        let query_id = ticket.execution.clone();
+        let batches =
+            LoggedStream::new(batches, &query_id, &ticket.owner(), sql).with_entry(entry, pool);
         let batches = batches.map(move |b| {
             let _running = (&registration, &stopper);
             b.map_err(|e| FlightError::Tonic(Box::new(to_status_for(e, &query_id))))
@@ -310,22 +343,22 @@ impl TsqlFlightSql {
         Response::new(Box::pin(out))
     }
 
-    fn prepared(&self, handle: &[u8], user: &str) -> Result<Prepared, Status> {
+    fn prepared(&self, handle: &[u8], owner: &Owner) -> Result<Prepared, Status> {
         let mut map = self.prepared.lock().expect("not poisoned");
         match map.get_mut(handle) {
-            Some(p) if p.user == user => {
+            Some(p) if p.owner == *owner => {
                 p.last_used = std::time::Instant::now();
                 Ok(p.clone())
             }
             _ => Err(Status::not_found(
-                "unknown prepared statement: it was closed, expired after 12 hours unused, or belongs to another user; prepare it again",
+                "unknown prepared statement: it was closed, or expired after 12 hours unused; prepare it again",
             )),
         }
     }
 
     /// Cancels every execution named by the tickets of `info` that belongs
-    /// to `user`.
-    fn cancel(&self, info: &FlightInfo, user: &str) -> CancelStatus {
+    /// to `owner` (the ticket's sealed owner, never a field the client wrote).
+    fn cancel(&self, info: &FlightInfo, owner: &Owner) -> CancelStatus {
         let mut any = false;
         for endpoint in &info.endpoint {
             let Some(ticket) = &endpoint.ticket else {
@@ -337,9 +370,7 @@ impl TsqlFlightSql {
             else {
                 continue;
             };
-            if let Ok(t) = QueryTicket::from_bytes(&handle.statement_handle)
-                && t.user == user
-            {
+            if let Ok(t) = QueryTicket::open(self.auth.sealer(), &handle.statement_handle, owner) {
                 self.running.cancel(&t.execution);
                 any = true;
             }
@@ -352,11 +383,14 @@ impl TsqlFlightSql {
     }
 
     /// `SetSessionOptions`: `catalog` and `schema` (valueless resets to the default).
-    fn set_session_options(
+    /// The catalog and schema are checked as `caller` sees them (another
+    /// tenant's keyspace does not exist for them).
+    async fn set_session_options(
         &self,
         request: &Request<arrow_flight::Action>,
-        user: &str,
+        caller: &Caller,
     ) -> Result<Response<ActionStream>, Status> {
+        let owner = &caller.owner;
         let body =
             SetSessionOptionsRequest::decode(request.get_ref().body.as_ref()).map_err(|e| {
                 Status::invalid_argument(format!("cannot read SetSessionOptionsRequest: {e}"))
@@ -372,9 +406,9 @@ impl TsqlFlightSql {
         };
         let mut settings = self
             .sessions
-            .settings(Some(fallback.as_ref().unwrap_or(&key)), user);
+            .settings(Some(fallback.as_ref().unwrap_or(&key)), owner);
         let mut errors = HashMap::new();
-        let (default_catalog, default_schema) = self.engine.defaults();
+        let (default_catalog, default_schema) = self.engine.defaults_for(owner);
         for (name, value) in body.session_options {
             let slot = match name.as_str() {
                 "catalog" => &mut settings.catalog,
@@ -395,8 +429,9 @@ impl TsqlFlightSql {
         }
         let catalog = settings.catalog.clone().unwrap_or(default_catalog);
         let schema = settings.schema.clone().unwrap_or(default_schema);
-        if self.engine.check_defaults(&catalog, &schema).is_err() {
-            let bad = if self.engine.context().catalog(&catalog).is_none() {
+        let seen = self.engine.for_caller(caller).await;
+        if seen.check_defaults(&catalog, &schema).is_err() {
+            let bad = if seen.context().catalog(&catalog).is_none() {
                 "catalog"
             } else {
                 "schema"
@@ -407,9 +442,9 @@ impl TsqlFlightSql {
             );
         }
         if errors.is_empty() {
-            self.sessions.store(&key, user, settings.clone())?;
+            self.sessions.store(&key, owner, settings.clone())?;
             if let Some(f) = &fallback {
-                self.sessions.store(f, user, settings)?;
+                self.sessions.store(f, owner, settings)?;
             }
         }
         let result = SetSessionOptionsResult { errors };
@@ -423,8 +458,12 @@ impl TsqlFlightSql {
     }
 
     /// `GetSessionOptions`: the effective catalog and schema.
-    fn get_session_options<T>(&self, request: &Request<T>, user: &str) -> Response<ActionStream> {
-        let (catalog, schema) = self.session_defaults(request, user);
+    fn get_session_options<T>(
+        &self,
+        request: &Request<T>,
+        owner: &Owner,
+    ) -> Response<ActionStream> {
+        let (catalog, schema) = self.session_defaults(request, owner);
         let result = GetSessionOptionsResult {
             session_options: HashMap::from([
                 ("catalog".to_string(), SessionOptionValue::string(catalog)),
@@ -509,7 +548,7 @@ impl FlightSqlService for TsqlFlightSql {
     > {
         let token = self
             .auth
-            .handshake(request.metadata())
+            .handshake(request.metadata(), request.remote_addr().map(|a| a.ip()))
             .await
             .inspect_err(|s| {
                 if s.code() == tonic::Code::Unauthenticated {
@@ -535,15 +574,15 @@ impl FlightSqlService for TsqlFlightSql {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let caller = self.caller(&request).await?;
-        let user = caller.name.clone();
-        let (catalog, schema) = self.session_defaults(&request, &user);
+        let owner = caller.owner.clone();
+        let (catalog, schema) = self.session_defaults(&request, &owner);
         let sql = self.statement_sql(&caller, query.query)?;
         let df = self
             .plan(&caller, &catalog, &schema, sql.clone(), None)
             .await?;
-        let mut ticket = QueryTicket::new(&user, &catalog, &schema);
+        let mut ticket = QueryTicket::new(&owner, &catalog, &schema);
         ticket.sql = sql;
-        Self::execution_info(&df, &ticket, request.into_inner())
+        self.execution_info(&df, &ticket, request.into_inner())
     }
 
     async fn do_get_statement(
@@ -552,18 +591,25 @@ impl FlightSqlService for TsqlFlightSql {
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
         let caller = self.caller(&request).await?;
-        let user = caller.name.clone();
-        let ticket = QueryTicket::from_bytes(&handle.statement_handle)?;
-        ticket.check_user(&user)?;
+        let owner = caller.owner.clone();
+        let ticket = QueryTicket::open(self.auth.sealer(), &handle.statement_handle, &owner)?;
+        self.unredeemed.redeem(&ticket.execution);
         self.running.check(&ticket.execution)?;
         let (sql, params) = if ticket.prepared.is_empty() {
             (ticket.sql.clone(), None)
         } else {
-            let p = self.prepared(&ticket.prepared, &user)?;
+            let p = self.prepared(&ticket.prepared, &owner)?;
             (p.sql, p.params)
         };
-        // Waits for its turn (or is refused) before it plans and runs.
-        let entry = self.queries.start(&ticket.execution, &user, &sql);
+        // Waits for its turn (or is refused) before it plans and runs. A
+        // ticket redeemed again runs under a new query id (ids are unique).
+        let entry = match self.queries.start(&ticket.execution, &owner, &sql) {
+            Ok(entry) => entry,
+            Err(_) => self
+                .queries
+                .start(&crate::queries::new_query_id(), &owner, &sql)
+                .map_err(|e| Status::internal(format!("query id {} is taken twice", e.0)))?,
+        };
         let failed = |status: Status| {
             entry.end(
                 crate::queries::QueryState::Failed,
@@ -571,7 +617,7 @@ impl FlightSqlService for TsqlFlightSql {
             );
             status
         };
-        let admitted = self.admission.admit(&user).await.map_err(failed)?;
+        let admitted = self.admission.admit(&owner).await.map_err(failed)?;
         entry.running();
         let df = self
             .plan(
@@ -592,8 +638,8 @@ impl FlightSqlService for TsqlFlightSql {
         request: Request<arrow_flight::Action>,
     ) -> Result<ActionCreatePreparedStatementResult, Status> {
         let caller = self.caller(&request).await?;
-        let user = caller.name.clone();
-        let (catalog, schema) = self.session_defaults(&request, &user);
+        let owner = caller.owner.clone();
+        let (catalog, schema) = self.session_defaults(&request, &owner);
         let sql = self.statement_sql(&caller, query.query)?;
         let df = self
             .plan(&caller, &catalog, &schema, sql.clone(), None)
@@ -608,7 +654,7 @@ impl FlightSqlService for TsqlFlightSql {
         prepared.insert(
             handle.clone(),
             Prepared {
-                user,
+                owner,
                 sql,
                 catalog,
                 schema,
@@ -631,8 +677,8 @@ impl FlightSqlService for TsqlFlightSql {
         request: Request<PeekableFlightDataStream>,
     ) -> Result<DoPutPreparedStatementResult, Status> {
         let caller = self.caller(&request).await?;
-        let user = caller.name.clone();
-        let prepared = self.prepared(&query.prepared_statement_handle, &user)?;
+        let owner = caller.owner.clone();
+        let prepared = self.prepared(&query.prepared_statement_handle, &owner)?;
         let stream = arrow_flight::decode::FlightRecordBatchStream::new_from_flight_data(
             request.into_inner().map_err(FlightError::from),
         );
@@ -674,14 +720,14 @@ impl FlightSqlService for TsqlFlightSql {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let caller = self.caller(&request).await?;
-        let user = caller.name.clone();
-        let p = self.prepared(&query.prepared_statement_handle, &user)?;
+        let owner = caller.owner.clone();
+        let p = self.prepared(&query.prepared_statement_handle, &owner)?;
         let df = self
             .plan(&caller, &p.catalog, &p.schema, p.sql, p.params)
             .await?;
-        let mut ticket = QueryTicket::new(&user, &p.catalog, &p.schema);
+        let mut ticket = QueryTicket::new(&owner, &p.catalog, &p.schema);
         ticket.prepared = query.prepared_statement_handle.to_vec();
-        Self::execution_info(&df, &ticket, request.into_inner())
+        self.execution_info(&df, &ticket, request.into_inner())
     }
 
     async fn do_action_close_prepared_statement(
@@ -690,11 +736,11 @@ impl FlightSqlService for TsqlFlightSql {
         request: Request<arrow_flight::Action>,
     ) -> Result<(), Status> {
         let caller = self.caller(&request).await?;
-        let user = caller.name.clone();
+        let owner = caller.owner.clone();
         let mut map = self.prepared.lock().expect("not poisoned");
         if map
             .get(query.prepared_statement_handle.as_ref())
-            .is_some_and(|p| p.user == user)
+            .is_some_and(|p| p.owner == owner)
         {
             map.remove(query.prepared_statement_handle.as_ref());
         }
@@ -707,13 +753,13 @@ impl FlightSqlService for TsqlFlightSql {
         request: Request<arrow_flight::Action>,
     ) -> Result<ActionCancelQueryResult, Status> {
         let caller = self.caller(&request).await?;
-        let user = caller.name.clone();
+        let owner = caller.owner.clone();
         let info = FlightInfo::decode(query.info.as_ref()).map_err(|e| {
             Status::invalid_argument(format!("cannot read the FlightInfo to cancel: {e}"))
         })?;
         // CancelQuery's result values follow CancelStatus's numbering.
         Ok(ActionCancelQueryResult {
-            result: self.cancel(&info, &user) as i32,
+            result: self.cancel(&info, &owner) as i32,
         })
     }
 
@@ -722,7 +768,7 @@ impl FlightSqlService for TsqlFlightSql {
         request: Request<arrow_flight::Action>,
     ) -> Result<Response<ActionStream>, Status> {
         let caller = self.caller(&request).await?;
-        let user = caller.name.clone();
+        let owner = caller.owner.clone();
         match request.get_ref().r#type.as_str() {
             CANCEL_FLIGHT_INFO => {
                 let body = CancelFlightInfoRequest::decode(request.get_ref().body.as_ref())
@@ -734,14 +780,14 @@ impl FlightSqlService for TsqlFlightSql {
                 let info = body.info.ok_or_else(|| {
                     Status::invalid_argument("CancelFlightInfoRequest names no FlightInfo")
                 })?;
-                let result = CancelFlightInfoResult::new(self.cancel(&info, &user));
+                let result = CancelFlightInfoResult::new(self.cancel(&info, &owner));
                 Ok(action_response(result.encode_to_vec()))
             }
-            SET_SESSION_OPTIONS => self.set_session_options(&request, &user),
-            GET_SESSION_OPTIONS => Ok(self.get_session_options(&request, &user)),
+            SET_SESSION_OPTIONS => self.set_session_options(&request, &caller).await,
+            GET_SESSION_OPTIONS => Ok(self.get_session_options(&request, &owner)),
             CLOSE_SESSION => {
                 self.sessions
-                    .close(SessionKey::of(request.metadata()).as_ref(), &user)?;
+                    .close(SessionKey::of(request.metadata()).as_ref(), &owner)?;
                 let result = CloseSessionResult {
                     status: CloseSessionStatus::Closed as i32,
                 };

@@ -10,6 +10,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use tonic::Status;
+
+use crate::caller::Owner;
 use tonic::metadata::MetadataMap;
 
 /// Name of the session cookie.
@@ -32,7 +34,7 @@ pub struct SessionSettings {
 
 #[derive(Debug)]
 struct Session {
-    user: String,
+    owner: Owner,
     settings: SessionSettings,
     last_used: Instant,
 }
@@ -81,14 +83,14 @@ impl SessionKey {
 }
 
 impl Sessions {
-    /// The settings of `key`'s session for `user` (defaults when there is none).
-    pub fn settings(&self, key: Option<&SessionKey>, user: &str) -> SessionSettings {
+    /// The settings of `key`'s session for `owner` (defaults when there is none).
+    pub fn settings(&self, key: Option<&SessionKey>, owner: &Owner) -> SessionSettings {
         let Some(key) = key else {
             return SessionSettings::default();
         };
         let mut open = self.open.lock().expect("not poisoned");
         match open.get_mut(&key.key) {
-            Some(s) if s.user == user => {
+            Some(s) if s.owner == *owner => {
                 s.last_used = Instant::now();
                 s.settings.clone()
             }
@@ -96,11 +98,11 @@ impl Sessions {
         }
     }
 
-    /// Stores `settings` as `key`'s session for `user`, opening it if needed.
+    /// Stores `settings` as `key`'s session for `owner`, opening it if needed.
     pub fn store(
         &self,
         key: &SessionKey,
-        user: &str,
+        owner: &Owner,
         settings: SessionSettings,
     ) -> Result<(), Status> {
         let mut open = self.open.lock().expect("not poisoned");
@@ -116,14 +118,14 @@ impl Sessions {
             }
         }
         match open.get(&key.key) {
-            Some(s) if s.user != user => Err(Status::permission_denied(
-                "this session belongs to another user; connect again to start your own",
+            Some(s) if s.owner != *owner => Err(Status::permission_denied(
+                "this session cannot be used: connect again to start your own",
             )),
             _ => {
                 open.insert(
                     key.key.clone(),
                     Session {
-                        user: user.to_string(),
+                        owner: owner.clone(),
                         settings,
                         last_used: now,
                     },
@@ -134,10 +136,10 @@ impl Sessions {
     }
 
     /// Closes `key`'s session; NotFound when it is not open.
-    pub fn close(&self, key: Option<&SessionKey>, user: &str) -> Result<(), Status> {
+    pub fn close(&self, key: Option<&SessionKey>, owner: &Owner) -> Result<(), Status> {
         let mut open = self.open.lock().expect("not poisoned");
         match key.and_then(|k| open.get(&k.key).map(|s| (k, s))) {
-            Some((k, s)) if s.user == user => {
+            Some((k, s)) if s.owner == *owner => {
                 let k = k.key.clone();
                 open.remove(&k);
                 Ok(())
@@ -189,24 +191,25 @@ mod tests {
     #[test]
     fn sessions_belong_to_their_user() {
         let sessions = Sessions::default();
+        let (ann, bob) = (Owner::local("ann"), Owner::of_tenant("t", "ann"));
         let (key, _) = SessionKey::fresh();
         let chosen = SessionSettings {
             catalog: Some("cyoda".into()),
             schema: Some("information_schema".into()),
         };
-        sessions.store(&key, "ann", chosen.clone()).unwrap();
-        assert_eq!(sessions.settings(Some(&key), "ann"), chosen);
+        sessions.store(&key, &ann, chosen.clone()).unwrap();
+        assert_eq!(sessions.settings(Some(&key), &ann), chosen);
         assert_eq!(
-            sessions.settings(Some(&key), "bob"),
+            sessions.settings(Some(&key), &bob),
             SessionSettings::default()
         );
-        assert!(sessions.store(&key, "bob", chosen).is_err());
-        assert!(sessions.close(Some(&key), "bob").is_err());
-        sessions.close(Some(&key), "ann").unwrap();
+        assert!(sessions.store(&key, &bob, chosen).is_err());
+        assert!(sessions.close(Some(&key), &bob).is_err());
+        sessions.close(Some(&key), &ann).unwrap();
         assert_eq!(
-            sessions.settings(Some(&key), "ann"),
+            sessions.settings(Some(&key), &ann),
             SessionSettings::default()
         );
-        assert!(sessions.close(Some(&key), "ann").is_err());
+        assert!(sessions.close(Some(&key), &ann).is_err());
     }
 }

@@ -77,27 +77,12 @@ pub fn to_wire(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, A
     )
 }
 
-/// The SQL name of a wire type, as the JDBC driver shows it.
+/// The SQL name of a wire type, as the JDBC driver shows it: tsql's SQL
+/// type names, except that unsigned integers (which JDBC has not) are BIGINT.
 pub fn sql_type_name(t: &DataType) -> String {
     match t {
-        DataType::Boolean => "BOOLEAN".into(),
-        DataType::Int8 => "TINYINT".into(),
-        DataType::Int16 => "SMALLINT".into(),
-        DataType::Int32 => "INTEGER".into(),
-        DataType::Int64 => "BIGINT".into(),
         DataType::UInt8 | DataType::UInt16 | DataType::UInt32 | DataType::UInt64 => "BIGINT".into(),
-        DataType::Float16 | DataType::Float32 => "REAL".into(),
-        DataType::Float64 => "DOUBLE".into(),
-        DataType::Decimal128(p, s) => format!("DECIMAL({p},{s})"),
-        DataType::Utf8 => "VARCHAR".into(),
-        DataType::Binary => "VARBINARY".into(),
-        DataType::Date32 => "DATE".into(),
-        DataType::Time64(_) => "TIME".into(),
-        DataType::Timestamp(_, Some(_)) => "TIMESTAMP WITH TIME ZONE".into(),
-        DataType::Timestamp(_, None) => "TIMESTAMP".into(),
-        DataType::List(f) => format!("ARRAY({})", sql_type_name(f.data_type())),
-        DataType::Null => "NULL".into(),
-        other => other.to_string(),
+        other => tsql_entity_tables::types::sql_type_name(other),
     }
 }
 

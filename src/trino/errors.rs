@@ -4,7 +4,7 @@
 use datafusion::error::DataFusionError;
 use serde_json::{Value, json};
 
-use crate::flight::errors::{ErrorClass, class};
+use crate::error_class::{ErrorClass, class};
 
 /// A Trino error: name, code and type (USER_ERROR, INTERNAL_ERROR,
 /// INSUFFICIENT_RESOURCES, EXTERNAL).
@@ -66,6 +66,9 @@ pub mod codes {
     /// The query ran out of time.
     pub const EXCEEDED_TIME_LIMIT: Kind =
         kind("EXCEEDED_TIME_LIMIT", 131075, "INSUFFICIENT_RESOURCES");
+    /// The query needs more disk to spill to than it may use.
+    pub const EXCEEDED_SPILL_LIMIT: Kind =
+        kind("EXCEEDED_SPILL_LIMIT", 131078, "INSUFFICIENT_RESOURCES");
     /// The query needs more memory than it may use.
     pub const EXCEEDED_LOCAL_MEMORY_LIMIT: Kind = kind(
         "EXCEEDED_LOCAL_MEMORY_LIMIT",
@@ -118,6 +121,9 @@ pub fn kind_of(e: &DataFusionError) -> Kind {
         }
         ErrorClass::Invalid => codes::GENERIC_USER_ERROR,
         ErrorClass::Cancelled => codes::USER_CANCELED,
+        ErrorClass::Exhausted if crate::error_class::is_spill_limit(e) => {
+            codes::EXCEEDED_SPILL_LIMIT
+        }
         ErrorClass::Exhausted => codes::EXCEEDED_LOCAL_MEMORY_LIMIT,
         ErrorClass::BadData => codes::GENERIC_EXTERNAL,
         ErrorClass::Internal => codes::GENERIC_INTERNAL_ERROR,

@@ -2,15 +2,16 @@
 //! the Python `trino` package) query tsql over HTTP, on the same engine,
 //! users, admission and query view as Flight SQL.
 
-mod describe;
-mod dialect;
-mod errors;
-mod jdbc;
+pub(crate) mod describe;
+pub(crate) mod dialect;
+pub(crate) mod errors;
+pub(crate) mod headers;
+pub(crate) mod jdbc;
 mod query;
 mod rows;
 mod server;
-mod show;
-mod statements;
+pub(crate) mod show;
+pub(crate) mod statements;
 mod types;
 
-pub use server::{TrinoOptions, serve_trino};
+pub use server::{TrinoOptions, check_tls, serve_trino};

@@ -28,7 +28,7 @@ type Batches = Pin<Box<dyn Stream<Item = datafusion::error::Result<RecordBatch>>
 
 /// A query and where its client is in it.
 pub struct TrinoQuery {
-    /// Its id, in Trino's shape (`20261130_015500_00001_tsql0`).
+    /// Its id, in Trino's shape (`20261130_015500_48213_kqzwhdbtmafe`), random.
     pub id: String,
     /// A random part of its URIs, so they cannot be guessed.
     pub slug: String,
@@ -83,6 +83,16 @@ pub fn stats_json(state: &str, rows: u64, ms: u64) -> Value {
         "physicalInputTimeMillis": 0, "physicalWrittenBytes": 0, "internalNetworkInputBytes": 0,
         "peakMemoryBytes": 0, "spilledBytes": 0,
     })
+}
+
+/// Why a cancelled query ended: the client (or `kill_query`), or the end of a
+/// shutdown's grace period.
+fn canceled_because(serving: &Serving) -> &'static str {
+    if serving.shutdown.is_draining() {
+        "Query was canceled: the server shut down before it finished (shutdown_grace_seconds passed); run it again"
+    } else {
+        "Query was canceled"
+    }
 }
 
 /// A page request that cannot be answered.
@@ -150,6 +160,17 @@ impl TrinoQuery {
         }
     }
 
+    /// Whether the query was submitted but has not started (it is not in
+    /// the query log yet, so a shutdown counts it here). A page being made
+    /// has started it.
+    pub fn not_started(&self) -> bool {
+        !self.cancelled.load(Ordering::Acquire)
+            && self
+                .progress
+                .try_lock()
+                .is_ok_and(|p| matches!(p.run, Run::Waiting))
+    }
+
     /// Whether the query has ended (its last page was made).
     pub fn ended(&self) -> bool {
         self.progress
@@ -199,8 +220,13 @@ impl TrinoQuery {
         }
         let cancelled = self.cancel_signal.notified();
         let page = if self.cancelled.load(Ordering::Acquire) {
-            self.failed(&mut p, base, codes::USER_CANCELED, "Query was canceled")
-                .to_string()
+            self.failed(
+                &mut p,
+                base,
+                codes::USER_CANCELED,
+                canceled_because(serving),
+            )
+            .to_string()
         } else {
             let made = tokio::select! {
                 page = self.next(&mut p, serving, base, token) => Some(page),
@@ -211,7 +237,12 @@ impl TrinoQuery {
             match made {
                 Some(page) => page,
                 None => self
-                    .failed(&mut p, base, codes::USER_CANCELED, "Query was canceled")
+                    .failed(
+                        &mut p,
+                        base,
+                        codes::USER_CANCELED,
+                        canceled_because(serving),
+                    )
                     .to_string(),
             }
         };
@@ -241,9 +272,17 @@ impl TrinoQuery {
     }
 
     async fn start(&self, p: &mut Progress, serving: &Serving) -> Result<(), (Kind, String)> {
-        let user = self.caller.name.clone();
-        let entry = serving.queries.start(&self.id, &user, &self.sql);
-        let ticket = match serving.admission.admit(&user).await {
+        let owner = &self.caller.owner;
+        let entry = serving
+            .queries
+            .start(&self.id, owner, &self.sql)
+            .map_err(|e| {
+                (
+                    codes::GENERIC_INTERNAL_ERROR,
+                    format!("query id {} is in use already; run the query again", e.0),
+                )
+            })?;
+        let ticket = match serving.admission.admit(owner).await {
             Ok(t) => t,
             Err(status) => {
                 let kind = if status.code() == tonic::Code::DeadlineExceeded {
@@ -325,7 +364,7 @@ impl TrinoQuery {
     async fn next(&self, p: &mut Progress, serving: &Serving, base: &str, token: u64) -> String {
         if self.cancelled.load(Ordering::Acquire) {
             return self
-                .failed(p, base, codes::USER_CANCELED, "Query was canceled")
+                .failed(p, base, codes::USER_CANCELED, canceled_because(serving))
                 .to_string();
         }
         if matches!(p.run, Run::Waiting)

@@ -1,12 +1,13 @@
 //! The Trino client protocol over HTTP: `POST /v1/statement`, its
 //! `nextUri` pages (`GET`) and cancellation (`DELETE`), `GET /v1/info`.
+//! While the server shuts down, new statements get 503 (Trino clients
+//! retry it) and the pages of running queries are still served.
 //! Callers log in with HTTP Basic (checked like Flight SQL logins); without
 //! a password only when `trino_allow_insecure` is set (or on the demo
 //! data), trusting `X-Trino-User`.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -17,6 +18,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{Value, json};
 
 use super::errors::{codes, error_json};
+use super::headers::{ClientCapabilities, session_properties};
 use super::query::{PageError, TrinoQuery};
 use super::statements::{Statement, interpret, prepared_header};
 use crate::Caller;
@@ -57,6 +59,12 @@ fn acceptor(
     Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }
 
+/// Checks that `cert` and `key` can be read and make a TLS identity (the
+/// check `serve` makes before it starts; `check-config` makes it too).
+pub fn check_tls(cert: &std::path::Path, key: &std::path::Path) -> Result<(), String> {
+    acceptor(cert, key).map(|_| ())
+}
+
 /// A query nobody asked about for this long is cancelled and forgotten.
 const ABANDONED_AFTER: Duration = Duration::from_secs(300);
 /// An ended query is forgotten this long after its last page was asked for.
@@ -66,8 +74,11 @@ struct FrontEnd {
     serving: Serving,
     options: TrinoOptions,
     queries: Mutex<HashMap<String, Arc<TrinoQuery>>>,
-    sequence: AtomicU64,
 }
+
+/// The address a request came from (failed logins are counted per address).
+#[derive(Debug, Clone, Copy)]
+struct Peer(std::net::IpAddr);
 
 type Reply = Response<Full<Bytes>>;
 
@@ -106,8 +117,11 @@ pub async fn serve_trino(serving: Serving, options: TrinoOptions) -> Result<Sock
         serving,
         options,
         queries: Mutex::new(HashMap::new()),
-        sequence: AtomicU64::new(0),
     });
+    let counted = Arc::downgrade(&front);
+    front.serving.shutdown.count_busy_with(Box::new(move || {
+        counted.upgrade().map_or(0, |f| f.not_started())
+    }));
     let reaper = front.clone();
     tokio::spawn(async move {
         loop {
@@ -117,7 +131,7 @@ pub async fn serve_trino(serving: Serving, options: TrinoOptions) -> Result<Sock
     });
     tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else {
+            let Ok((stream, peer)) = listener.accept().await else {
                 continue;
             };
             let _ = stream.set_nodelay(true);
@@ -125,7 +139,8 @@ pub async fn serve_trino(serving: Serving, options: TrinoOptions) -> Result<Sock
             let tls = tls.clone();
             tokio::spawn(async move {
                 let service =
-                    hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                    hyper::service::service_fn(move |mut req: Request<hyper::body::Incoming>| {
+                        req.extensions_mut().insert(Peer(peer.ip()));
                         let front = front.clone();
                         async move { Ok::<_, std::convert::Infallible>(front.answer(req).await) }
                     });
@@ -151,11 +166,66 @@ pub async fn serve_trino(serving: Serving, options: TrinoOptions) -> Result<Sock
     Ok(local)
 }
 
+/// The scheme a proxy in front (nginx-ingress ending TLS) says the client
+/// used, from `X-Forwarded-Proto` (its first value; only `http` or `https`),
+/// so that `nextUri` points where the client can reach.
+fn forwarded_scheme(value: Option<&str>) -> Option<&'static str> {
+    match value?
+        .split(',')
+        .next()?
+        .trim()
+        .to_ascii_lowercase()
+        .as_str()
+    {
+        "https" => Some("https"),
+        "http" => Some("http"),
+        _ => None,
+    }
+}
+
 fn header<'a>(req: &'a Request<hyper::body::Incoming>, name: &str) -> Option<&'a str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
+/// Every value of header `name` (a client may send it more than once), joined by commas.
+fn header_values(req: &Request<hyper::body::Incoming>, name: &str) -> String {
+    let values: Vec<&str> = req
+        .headers()
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    values.join(",")
+}
+
+/// Reads the session properties (`X-Trino-Session`) and capabilities
+/// (`X-Trino-Client-Capabilities`) a client sends with every statement.
+/// tsql has no session properties of its own and answers every client in
+/// one shape, so — as Trino clients expect of a server that accepted their
+/// `SET SESSION` — none of them fails the statement; they are logged at
+/// debug level.
+fn client_state(req: &Request<hyper::body::Incoming>) {
+    let properties = session_properties(&header_values(req, "x-trino-session"));
+    let capabilities =
+        ClientCapabilities::parse(&header_values(req, "x-trino-client-capabilities"));
+    if !properties.is_empty() || capabilities != ClientCapabilities::default() {
+        let names: Vec<&str> = properties.iter().map(|(n, _)| n.as_str()).collect();
+        tracing::debug!(
+            ?names,
+            ?capabilities,
+            "Trino session properties and client capabilities (tsql acts on none of them)"
+        );
+    }
+}
+
 impl FrontEnd {
+    /// Queries submitted whose first page was not asked for yet (a
+    /// shutdown waits for them; started ones are in the query log).
+    fn not_started(&self) -> usize {
+        let queries = self.queries.lock().expect("not poisoned");
+        queries.values().filter(|q| q.not_started()).count()
+    }
+
     fn forget_idle(&self) {
         let mut queries = self.queries.lock().expect("not poisoned");
         queries.retain(|_, q| {
@@ -174,6 +244,7 @@ impl FrontEnd {
 
     async fn caller(&self, req: &Request<hyper::body::Incoming>) -> Result<Caller, Reply> {
         let user = header(req, "x-trino-user").unwrap_or("").to_string();
+        let peer = req.extensions().get::<Peer>().map(|p| p.0);
         match header(req, "authorization") {
             Some(auth) if auth.starts_with("Basic ") => {
                 let decoded = base64::engine::general_purpose::STANDARD
@@ -188,16 +259,16 @@ impl FrontEnd {
                 };
                 self.serving
                     .auth
-                    .basic_caller(name, password)
+                    .basic_caller(name, password, peer)
                     .await
-                    .map_err(|s| unauthorized(s.message()))
+                    .map_err(|s| refused(&s))
             }
             Some(auth) if auth.starts_with("Bearer ") => self
                 .serving
                 .auth
                 .bearer(auth[7..].trim())
                 .await
-                .map_err(|s| unauthorized(s.message())),
+                .map_err(|s| refused(&s)),
             Some(_) => Err(unauthorized(
                 "unsupported authorization scheme: use Basic (user and password) or Bearer (a Cyoda token)",
             )),
@@ -214,12 +285,15 @@ impl FrontEnd {
         let host = header(req, "host")
             .map(str::to_string)
             .unwrap_or_else(|| self.options.listen.to_string());
-        let scheme = if self.options.tls.is_some() {
+        let own = if self.options.tls.is_some() {
             "https"
         } else {
             "http"
         };
-        format!("{scheme}://{host}")
+        format!(
+            "{}://{host}",
+            forwarded_scheme(header(req, "x-forwarded-proto")).unwrap_or(own)
+        )
     }
 
     async fn answer(&self, req: Request<hyper::body::Incoming>) -> Reply {
@@ -238,8 +312,17 @@ impl FrontEnd {
             ),
             (Method::POST, ["v1", "statement"]) => self.submit(req).await,
             (method, ["v1", "statement", "executing" | "queued", id, slug, token]) => {
+                // Every page and cancel is authenticated, and only the
+                // query's owner gets it: anyone else's is "not known", as
+                // one that never existed.
+                let caller = match self.caller(&req).await {
+                    Ok(c) => c,
+                    Err(r) => return r,
+                };
                 let query = self.queries.lock().expect("not poisoned").get(*id).cloned();
-                let Some(query) = query.filter(|q| q.slug == *slug) else {
+                let Some(query) =
+                    query.filter(|q| q.slug == *slug && q.caller.owner == caller.owner)
+                else {
                     return text(
                         StatusCode::NOT_FOUND,
                         &format!("query {id} is not known (it ended or was abandoned)"),
@@ -277,13 +360,24 @@ impl FrontEnd {
             Ok(c) => c,
             Err(r) => return r,
         };
-        let (default_catalog, default_schema) = self.serving.engine.defaults_for(&caller.name);
+        if self.serving.shutdown.is_draining() {
+            // Trino clients retry a 503 (behind a load balancer: on another replica).
+            let mut r = text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                crate::shutdown::SHUTTING_DOWN,
+            );
+            r.headers_mut()
+                .insert("retry-after", hyper::header::HeaderValue::from_static("1"));
+            return r;
+        }
+        let (default_catalog, default_schema) = self.serving.engine.defaults_for(&caller.owner);
         let catalog = header(&req, "x-trino-catalog").map_or(default_catalog, str::to_string);
         let schema = header(&req, "x-trino-schema").map_or(default_schema, str::to_string);
         let base = self.base(&req);
         let prepared = header(&req, "x-trino-prepared-statement")
             .map(prepared_header)
             .unwrap_or_default();
+        client_state(&req);
         let body = match req.into_body().collect().await {
             Ok(b) => b.to_bytes(),
             Err(e) => {
@@ -299,11 +393,7 @@ impl FrontEnd {
         if sql.trim().is_empty() {
             return text(StatusCode::BAD_REQUEST, "SQL statement is empty");
         }
-        let n = self.sequence.fetch_add(1, Ordering::Relaxed) % 100_000;
-        let id = format!(
-            "{}_{n:05}_tsql0",
-            chrono::Utc::now().format("%Y%m%d_%H%M%S")
-        );
+        let id = crate::queries::new_trino_query_id();
         let interpreted = match crate::serving::kill_request(&sql) {
             Some(target) => self
                 .serving
@@ -451,6 +541,21 @@ impl FrontEnd {
         }
         Ok(statement)
     }
+}
+
+/// A refused login as its HTTP answer: 429 when logins from there are
+/// throttled, else 401.
+fn refused(status: &tonic::Status) -> Reply {
+    if status.code() == tonic::Code::ResourceExhausted {
+        crate::metrics::metrics().auth_failures.inc();
+        return Response::builder()
+            .status(StatusCode::TOO_MANY_REQUESTS)
+            .header("retry-after", "60")
+            .header("content-type", "text/plain")
+            .body(Full::new(Bytes::from(format!("{}\n", status.message()))))
+            .expect("a valid response");
+    }
+    unauthorized(status.message())
 }
 
 fn unauthorized(message: &str) -> Reply {

@@ -39,20 +39,26 @@ pub fn prepared_header(value: &str) -> HashMap<String, String> {
         .collect()
 }
 
-/// Form-decoding (`+` is a space, `%XX` a byte).
-fn decode(s: &str) -> String {
+/// Form-decoding (`+` is a space, `%XX` with two hex digits a byte; any
+/// other `%` stays as it is).
+pub(crate) fn decode(s: &str) -> String {
     let b = s.as_bytes();
+    let hex = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
         match b[i] {
             b'+' => out.push(b' '),
-            b'%' if i + 2 < b.len() => match u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                Ok(v) => {
-                    out.push(v);
+            // Byte by byte: the two digits may not be characters of their own.
+            b'%' => match (
+                b.get(i + 1).and_then(|&c| hex(c)),
+                b.get(i + 2).and_then(|&c| hex(c)),
+            ) {
+                (Some(high), Some(low)) => {
+                    out.push(high << 4 | low);
                     i += 2;
                 }
-                Err(_) => out.push(b'%'),
+                _ => out.push(b'%'),
             },
             c => out.push(c),
         }
@@ -354,5 +360,16 @@ mod tests {
         );
         assert!(interpret("EXECUTE q USING 1", &prepared).is_err());
         assert_eq!(decode("a+b%27c"), "a b'c");
+    }
+
+    #[test]
+    fn decoding_never_splits_a_character() {
+        // `%` followed by a letter and a multi-byte character: the two
+        // "hex digits" end inside the character (this panicked).
+        assert_eq!(decode("%aé"), "%aé");
+        assert_eq!(decode("%é1"), "%é1");
+        assert_eq!(decode("%e2%82%ac%4"), "€%4");
+        assert_eq!(decode("%+1%-1"), "% 1%-1");
+        assert_eq!(prepared_header("q=%aé")["q"], "%aé");
     }
 }

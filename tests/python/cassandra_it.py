@@ -193,6 +193,19 @@ class Cluster:
         """SIGKILL node i (its peers notice only after ~20 s: see wait_down)."""
         self._run("kill", i)
 
+    def _pid(self, i):
+        with open(os.path.join(self.dir, f"n{i}", "pid")) as f:
+            return int(f.read().strip())
+
+    def freeze(self, i):
+        """SIGSTOP node i: it keeps its connections open and answers nothing
+        (a hung JVM); its peers call it down only after ~20 s."""
+        os.kill(self._pid(i), signal.SIGSTOP)
+
+    def thaw(self, i):
+        """SIGCONT node i after freeze(i)."""
+        os.kill(self._pid(i), signal.SIGCONT)
+
     def restart(self, i):
         """Starts node i again on its data; returns once a peer sees it UN."""
         self._run("restart", i, timeout=300)

@@ -29,6 +29,18 @@ def self_signed_cert(directory):
     return cert, key
 
 
+def hashed(password):
+    """A password_hash for the config, made by `tsql hash-password`."""
+    return subprocess.run([tsql_binary(), "hash-password"], input=password, capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
+def users_toml(**passwords):
+    """`[[users]]` entries of the config: each keyword a user name, its value
+    the password (hashed by `tsql hash-password`)."""
+    return "".join(f'[[users]]\nname = "{name}"\npassword_hash = "{hashed(pw)}"\n' for name, pw in passwords.items())
+
+
 class Server:
     """A running `tsql serve`; `uri` is where clients connect."""
 

@@ -66,9 +66,10 @@ class CyodaError(Exception):
 
 class Cyoda:
     """A running cyoda-go. `storage` is memory or sqlite; `iam` is mock or jwt
-    (then `boot`/`bootsecret` is the bootstrap client of tenant `tenant-a`)."""
+    (then `boot`/`bootsecret` is the bootstrap client of tenant `tenant-a`);
+    `env` adds or overrides settings (e.g. CYODA_JWT_ISSUER)."""
 
-    def __init__(self, workdir, storage="memory", iam="mock"):
+    def __init__(self, workdir, storage="memory", iam="mock", env=None):
         self.workdir = str(workdir)
         os.makedirs(self.workdir, exist_ok=True)
         self.ports = (free_port(), free_port(), free_port())
@@ -96,6 +97,7 @@ class Cyoda:
                 "CYODA_BOOTSTRAP_CLIENT_SECRET": "bootsecret",
                 "CYODA_BOOTSTRAP_TENANT_ID": "tenant-a",
             })
+        self.env.update(env or {})
         self.base = f"http://127.0.0.1:{self.ports[0]}/api"
         self.proc = None
         self.start()

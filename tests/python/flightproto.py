@@ -62,3 +62,23 @@ def _read_varint(data, i):
         shift += 7
         if not b & 0x80:
             return value, i
+
+
+def any_message(type_name, body):
+    """`body` wrapped in google.protobuf.Any as the Flight SQL message `type_name`."""
+    return field(1, f"type.googleapis.com/arrow.flight.protocol.sql.{type_name}".encode()) + field(2, body)
+
+
+def create_prepared_statement_request(query):
+    """The body of a CreatePreparedStatement action."""
+    return any_message("ActionCreatePreparedStatementRequest", field(1, query.encode()))
+
+
+def prepared_statement_command(handle):
+    """A CommandPreparedStatementQuery for `handle`, for GetFlightInfo."""
+    return any_message("CommandPreparedStatementQuery", field(1, handle))
+
+
+def statement_ticket(handle):
+    """A TicketStatementQuery with `handle`, as DoGet ticket bytes."""
+    return any_message("TicketStatementQuery", field(1, handle))

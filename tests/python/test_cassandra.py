@@ -24,7 +24,7 @@ from cassandra_it import (
     DELETED_AT, T0, UPDATED_AT, Cluster, create_keyspace, current_state, load_revisions, load_types, load_wide,
     order_revisions, write_config, write_entity_files,
 )
-from conftest import ROOT, Server
+from conftest import ROOT, Server, tsql_binary
 from cyoda import free_port
 
 N_EVENTS = 20000
@@ -266,6 +266,11 @@ def test_a_type_tsql_cannot_map_is_named_and_the_rest_of_the_table_works(server,
         columns = rows(conn, "SELECT column_name FROM information_schema.columns WHERE table_catalog = 'cassandra' "
                              "AND table_schema = 'client_a' AND table_name = 'odd_types' ORDER BY column_name")
         assert [c for (c,) in columns] == ["k", "odd", "v"]
+        types = dict(rows(conn, "SELECT column_name, data_type FROM information_schema.columns "
+                                "WHERE table_catalog = 'cassandra' AND table_schema = 'client_a' "
+                                "AND table_name = 'odd_types'"))
+        assert types == {"k": "INTEGER", "v": "VARCHAR",
+                         "odd": "UNSUPPORTED(org.apache.cassandra.db.marshal.LexicalUUIDType)"}, types
         for sql in ["SELECT * FROM cassandra.client_a.odd_types", "SELECT odd FROM cassandra.client_a.odd_types"]:
             with pytest.raises(adbc_driver_manager.Error) as err:
                 rows(conn, sql)
@@ -537,7 +542,38 @@ def test_each_tenant_sees_only_its_keyspaces(tenant_server, data):
         with pytest.raises(adbc_driver_manager.Error) as err:
             rows(bob, "SELECT * FROM nosuchtable")
         assert "client_a" not in str(err.value) and "client_b" in str(err.value), err.value
+        # A session's schema is checked as its user sees the catalog: bob's own keyspace
+        # can be chosen, another tenant's is as unknown as one that does not exist.
+        assert bob.adbc_current_db_schema == "client_b"
+        with pytest.raises(adbc_driver_manager.Error):
+            bob.adbc_current_db_schema = "client_a"
+        assert bob.adbc_current_db_schema == "client_b"
+        assert rows(bob, "SELECT count(*) FROM events") == [(B_EVENTS,)]
     assert tenant_server.alive()
+
+
+def test_the_cli_plans_as_the_user_with_its_keyspace(tenant_server, data):
+    """`tsql sql/schema --user bob` resolves names in bob's keyspace and shows
+    only bob's tables, as the server does; a wrong password is refused."""
+    config = str(data["root"] / "tenants.toml")
+
+    def cli(*args, password="bob"):
+        return subprocess.run([tsql_binary(), *args, "--config", config, "--user", "bob"],
+                              env={**os.environ, "TSQL_PASSWORD": password},
+                              capture_output=True, text=True, timeout=120)
+
+    ok = cli("sql", "--format", "csv", "SELECT count(*) FROM events")
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout.splitlines()[1:] == [str(B_EVENTS)], ok.stdout
+    missing = cli("sql", "SELECT * FROM nosuchtable")
+    assert missing.returncode != 0
+    assert "client_b" in missing.stderr and "client_a" not in missing.stderr, missing.stderr
+    schemas = cli("sql", "--format", "csv",
+                  "SELECT DISTINCT table_schema FROM information_schema.tables WHERE table_catalog = 'cassandra'")
+    assert schemas.returncode == 0, schemas.stderr
+    assert set(schemas.stdout.split()[1:]) == {"client_b", "information_schema"}, schemas.stdout
+    wrong = cli("sql", "SELECT 1", password="alice")
+    assert wrong.returncode != 0 and "password" in wrong.stderr.lower(), wrong.stderr
 
 
 def test_float_keys_compare_as_sql_does(server, data):
@@ -576,6 +612,43 @@ def test_an_unreachable_contact_point_fails_queries_not_the_server(data, tmp_pat
             assert time.time() - started < 2 + 10
             assert rows(conn, "SELECT count(*) FROM files.entities.orders") == [(N_ORDERS - N_ORDERS // 20,)]
         assert server.alive()
+    finally:
+        server.stop()
+
+
+def test_a_frozen_cluster_gives_each_attempt_its_own_deadline(cluster, data, tmp_path):
+    """A hung node (SIGSTOP: connections open, no answers) is what the retry
+    deadlines are for: each attempt waits request_timeout_seconds and an
+    unanswered one is made again (`retries`), so with the only node frozen a
+    query fails with DEADLINE_EXCEEDED after (retries + 1) × the timeout, not
+    after one timeout; once the node runs again the same queries answer."""
+    timeout, retries = 2, 1
+    config = write_config(tmp_path / "frozen.toml", [cassandra_source(
+        cluster, request_timeout_seconds=timeout, retries=retries, metadata_ttl_seconds=600, entity_table=[])])
+    server = Server(["--config", str(config)])
+    queries = {
+        "token ranges": "SELECT count(*) FROM cassandra.client_a.events",
+        "one partition": "SELECT count(*) FROM cassandra.client_a.events WHERE tenant = 't1' AND day = DATE '2024-01-02'",
+    }
+    try:
+        with connect(server) as conn:
+            answers = {name: rows(conn, sql) for name, sql in queries.items()}  # statements prepared
+            assert answers["token ranges"] == [(N_EVENTS,)]
+            cluster.freeze(1)
+            try:
+                for name, sql in queries.items():
+                    started = time.time()
+                    with pytest.raises(adbc_driver_manager.Error) as err:
+                        rows(conn, sql)
+                    took = time.time() - started
+                    text = str(err.value)
+                    assert "DeadlineExceeded" in text and f"{retries + 1} attempts of {timeout}s each" in text, text
+                    assert (retries + 1) * timeout - 0.3 <= took <= (retries + 1) * timeout + 4, f"{name}: {took:.1f} s"
+                assert server.alive()
+            finally:
+                cluster.thaw(1)
+            for name, sql in queries.items():
+                assert poll(lambda: rows(conn, sql), 30) == answers[name], name
     finally:
         server.stop()
 

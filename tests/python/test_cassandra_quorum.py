@@ -1,7 +1,7 @@
 """The Cassandra connector against a real three-node Cassandra 5 (keyspace at
 RF=3, reads at QUORUM): right answers with every node up and with one down,
 a clear error (not a hang, not a crash) with two down, and answers again
-once they are back. Peers take ~20 s to mark a SIGKILLed node down, so each
+once they are back; with one node frozen (SIGSTOP) reads go to the others. Peers take ~20 s to mark a SIGKILLed node down, so each
 kill waits until the surviving nodes see it down before querying."""
 
 import datetime
@@ -89,6 +89,25 @@ def test_all_nodes_up(quorum):
     set_down(quorum, set())
     with connect(quorum["server"]) as conn:
         check_answers(conn, quorum["events"])
+
+
+def test_a_frozen_node_is_passed_over_for_another(quorum):
+    """A hung node (SIGSTOP; its peers still see it up for ~20 s) answers
+    nothing: a read sent to it gets request_timeout_seconds, then goes to
+    another node, and the node is tried last for a while, so every query still
+    answers, correctly, losing about one timeout in all."""
+    set_down(quorum, set())
+    cluster = quorum["cluster"]
+    with connect(quorum["server"]) as conn:
+        check_answers(conn, quorum["events"])  # statements prepared while every node answers
+        cluster.freeze(3)
+        try:
+            started = time.time()
+            check_answers(conn, quorum["events"])
+            took = time.time() - started
+        finally:
+            cluster.thaw(3)
+    assert took < 3 * TIMEOUT + 10, f"{took:.1f} s"
 
 
 def test_one_node_down_still_answers_at_quorum(quorum):

@@ -89,7 +89,8 @@ def pages(server, sql, headers=None):
     assert status == 200, page
     out = [page]
     while "nextUri" in page:
-        status, _, page = http(server, "GET", page["nextUri"])
+        # Every page is asked for with the same credentials, as real clients do.
+        status, _, page = http(server, "GET", page["nextUri"], headers=headers)
         assert status == 200, page
         out.append(page)
     return out
@@ -199,6 +200,16 @@ def test_info_and_unknown_queries(demo):
     assert status == 200 and info["nodeVersion"]["version"][0].isdigit() and info["starting"] is False
     status, _, body = http(demo, "GET", "/v1/statement/executing/nosuch/x/1")
     assert status == 404 and "not known" in body
+
+
+def test_next_uris_follow_the_scheme_a_proxy_forwards(demo):
+    """Behind nginx-ingress ending TLS, the client spoke https: its nextUri must too."""
+    status, _, page = http(demo, "POST", "/v1/statement", "SELECT 1", {"X-Forwarded-Proto": "https"})
+    assert status == 200 and page["nextUri"].startswith("https://"), page
+    assert page["infoUri"].startswith("https://"), page
+    status, _, page = http(demo, "POST", "/v1/statement", "SELECT 1", {"X-Forwarded-Proto": "gopher"})
+    assert status == 200 and page["nextUri"].startswith("http://"), page  # not a scheme: ignored
+    assert pages(demo, "SELECT 1")[-1]["stats"]["state"] == "FINISHED"
 
 
 def test_logins(tmp_path):

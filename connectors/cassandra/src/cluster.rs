@@ -12,11 +12,13 @@ use scylla::client::execution_profile::ExecutionProfile;
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
 use scylla::statement::prepared::PreparedStatement;
+use scylla::value::CqlValue;
 use tsql_entity_tables::{UpstreamError, UpstreamErrorKind, upstream::record_upstream};
 
 use crate::cql_type::CqlType;
 use crate::options::CassandraOptions;
-use crate::routing::ReadRetries;
+use crate::pages::Pages;
+use crate::routing::{ReadRetries, SlowNodes};
 
 /// What a column is in its table's primary key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -110,6 +112,7 @@ pub struct Cluster {
     session: tokio::sync::Mutex<Option<Arc<Session>>>,
     prepared: Mutex<HashMap<String, PreparedStatement>>,
     metadata: Mutex<HashMap<String, (Instant, Arc<KeyspaceTables>)>>,
+    slow: Arc<SlowNodes>,
 }
 
 impl fmt::Debug for Cluster {
@@ -128,6 +131,7 @@ impl Cluster {
             session: tokio::sync::Mutex::new(None),
             prepared: Mutex::new(HashMap::new()),
             metadata: Mutex::new(HashMap::new()),
+            slow: Arc::new(SlowNodes::default()),
         }
     }
 
@@ -147,7 +151,7 @@ impl Cluster {
         let profile = ExecutionProfile::builder()
             .consistency(o.consistency)
             .request_timeout(Some(o.request_timeout))
-            .retry_policy(Arc::new(ReadRetries { retries: o.retries }))
+            .retry_policy(Arc::new(ReadRetries::new(o.retries)))
             .build();
         let mut builder = SessionBuilder::new()
             .known_nodes(&o.contact_points)
@@ -189,16 +193,20 @@ impl Cluster {
         Ok(session)
     }
 
-    /// `cql` prepared (once per text), with this source's consistency and page size.
+    /// `cql` prepared (once per text), with this source's consistency and
+    /// page size. Preparing waits for every node, up to `request_timeout`.
     pub async fn prepare(&self, cql: &str) -> Result<PreparedStatement, UpstreamError> {
         if let Some(p) = self.prepared.lock().expect("not poisoned").get(cql) {
             return Ok(p.clone());
         }
         let session = self.session().await?;
-        let mut p = session
-            .prepare(cql)
+        // The driver prepares on every node and waits for all of them, with
+        // no deadline of its own: a frozen node would hold the query forever.
+        let what = format!("preparing {cql}");
+        let mut p = tokio::time::timeout(self.options.request_timeout, session.prepare(cql))
             .await
-            .map_err(|e| classify(&e, &format!("preparing {cql}")))?;
+            .map_err(|_| crate::pages::timed_out(&what, 1, self.options.request_timeout, &[]))?
+            .map_err(|e| classify(&e, &what))?;
         p.set_page_size(self.options.page_size);
         p.set_is_idempotent(true);
         self.prepared
@@ -206,6 +214,40 @@ impl Cluster {
             .expect("not poisoned")
             .insert(cql.to_string(), p.clone());
         Ok(p)
+    }
+
+    /// Reads `cql` with `values` page by page: each attempt at a page may
+    /// take `request_timeout`, and one that goes unanswered is made again on
+    /// another node (up to `retries` retries a page); nodes that did not
+    /// answer lately are tried last. `what` names the read in errors
+    /// ("reading ks.table").
+    pub async fn pages(
+        &self,
+        cql: &str,
+        values: Vec<CqlValue>,
+        what: &str,
+    ) -> Result<Pages, UpstreamError> {
+        let statement = self.prepare(cql).await?;
+        self.pages_of(statement, values, what).await
+    }
+
+    /// Like [`Cluster::pages`], for a statement already prepared (with a
+    /// load balancing policy of its own, say).
+    pub async fn pages_of(
+        &self,
+        statement: PreparedStatement,
+        values: Vec<CqlValue>,
+        what: &str,
+    ) -> Result<Pages, UpstreamError> {
+        let session = self.session().await?;
+        Ok(Pages::start(
+            session,
+            statement,
+            values,
+            (self.options.request_timeout, self.options.retries),
+            self.slow.clone(),
+            what.to_string(),
+        ))
     }
 
     /// The tables of `keyspace` (read again after `metadata_ttl`).
@@ -231,54 +273,54 @@ impl Cluster {
     }
 
     async fn read_tables(&self, keyspace: &str) -> Result<KeyspaceTables, UpstreamError> {
-        let session = self.session().await?;
         let what = format!("reading the schema of keyspace {keyspace}");
-        let types = session
-            .query_unpaged(
-                "SELECT type_name, field_names, field_types FROM system_schema.types WHERE keyspace_name = ?",
-                (keyspace,),
-            )
-            .await
-            .map_err(|e| classify(&e, &what))?
-            .into_rows_result()
-            .map_err(|e| classify(&e, &what))?;
+        let key = || vec![CqlValue::Text(keyspace.to_string())];
         let mut udts: HashMap<String, Vec<(String, String)>> = HashMap::new();
-        for row in types
-            .rows::<(String, Vec<String>, Vec<String>)>()
-            .map_err(|e| classify(&e, &what))?
-        {
-            let (name, names, texts) = row.map_err(|e| classify(&e, &what))?;
-            udts.insert(name, names.into_iter().zip(texts).collect());
-        }
-        let columns = session
-            .query_unpaged(
-                "SELECT table_name, column_name, kind, position, type FROM system_schema.columns WHERE keyspace_name = ?",
-                (keyspace,),
+        let mut types = self
+            .pages(
+                "SELECT type_name, field_names, field_types FROM system_schema.types WHERE keyspace_name = ?",
+                key(),
+                &what,
             )
-            .await
-            .map_err(|e| classify(&e, &what))?
-            .into_rows_result()
-            .map_err(|e| classify(&e, &what))?;
+            .await?;
+        while let Some(page) = types.next_page().await? {
+            for row in page
+                .rows::<(String, Vec<String>, Vec<String>)>()
+                .map_err(|e| classify(&e, &what))?
+            {
+                let (name, names, texts) = row.map_err(|e| classify(&e, &what))?;
+                udts.insert(name, names.into_iter().zip(texts).collect());
+            }
+        }
         let mut by_table: BTreeMap<String, Vec<ColumnInfo>> = BTreeMap::new();
         let lookup = |name: &str| udts.get(name).cloned();
-        for row in columns
-            .rows::<(String, String, String, i32, String)>()
-            .map_err(|e| classify(&e, &what))?
-        {
-            let (table, name, kind, position, text) = row.map_err(|e| classify(&e, &what))?;
-            let kind = match kind.as_str() {
-                "partition_key" => ColumnKind::PartitionKey,
-                "clustering" => ColumnKind::Clustering,
-                "static" => ColumnKind::Static,
-                _ => ColumnKind::Regular,
-            };
-            by_table.entry(table).or_default().push(ColumnInfo {
-                name,
-                cql: CqlType::parse(&text, &lookup),
-                type_text: text,
-                kind,
-                position,
-            });
+        let mut columns = self
+            .pages(
+                "SELECT table_name, column_name, kind, position, type FROM system_schema.columns WHERE keyspace_name = ?",
+                key(),
+                &what,
+            )
+            .await?;
+        while let Some(page) = columns.next_page().await? {
+            for row in page
+                .rows::<(String, String, String, i32, String)>()
+                .map_err(|e| classify(&e, &what))?
+            {
+                let (table, name, kind, position, text) = row.map_err(|e| classify(&e, &what))?;
+                let kind = match kind.as_str() {
+                    "partition_key" => ColumnKind::PartitionKey,
+                    "clustering" => ColumnKind::Clustering,
+                    "static" => ColumnKind::Static,
+                    _ => ColumnKind::Regular,
+                };
+                by_table.entry(table).or_default().push(ColumnInfo {
+                    name,
+                    cql: CqlType::parse(&text, &lookup),
+                    type_text: text,
+                    kind,
+                    position,
+                });
+            }
         }
         Ok(by_table
             .into_iter()
@@ -288,7 +330,7 @@ impl Cluster {
                 });
                 for c in &columns {
                     if let Err(why) = &c.cql {
-                        log::warn!(
+                        tracing::warn!(
                             "cassandra: {keyspace}.{name}.{}: type {} cannot be read by tsql ({why}); the column fails when selected",
                             c.name,
                             c.type_text

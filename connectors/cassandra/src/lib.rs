@@ -7,6 +7,7 @@
 pub mod cluster;
 pub mod cql_type;
 pub mod options;
+pub mod pages;
 pub mod pushdown;
 pub mod revisions;
 pub mod ring;

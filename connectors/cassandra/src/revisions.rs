@@ -152,31 +152,25 @@ impl RevisionTable {
             cols.info.cql_name()
         );
         let what = format!("reading {}.{}", self.options.keyspace, self.options.table);
-        let statement = self.cluster.prepare(&cql).await?;
-        let session = self.cluster.session().await?;
-        let pager = session
-            .execute_iter(statement, ())
-            .await
-            .map_err(|e| classify(&e, &what))?;
-        let mut rows = pager
-            .rows_stream::<Row>()
-            .map_err(|e| classify(&e, &what))?;
+        let mut pages = self.cluster.pages(&cql, Vec::new(), &what).await?;
         let mut shapes: HashMap<ModelId, ObjectShape> = HashMap::new();
         let mut problems = Vec::new();
-        while let Some(row) = rows.next().await {
-            let row = row.map_err(|e| classify(&e, &what))?;
-            let (Some(model), Some(doc)) = (
-                model_of(row.columns[0].as_ref(), row.columns[1].as_ref()),
-                text_of(row.columns[2].as_ref()),
-            ) else {
-                continue;
-            };
-            let shape = shapes.entry(model.clone()).or_default();
-            if let Err(e) = shape.observe(&mut Cursor::new(doc.as_bytes())) {
-                if problems.len() < 10 {
-                    problems.push(format!(
-                        "model {model}: a document is not a JSON object: {e}"
-                    ));
+        while let Some(page) = pages.next_page().await? {
+            for row in page.rows::<Row>().map_err(|e| classify(&e, &what))? {
+                let row = row.map_err(|e| classify(&e, &what))?;
+                let (Some(model), Some(doc)) = (
+                    model_of(row.columns[0].as_ref(), row.columns[1].as_ref()),
+                    text_of(row.columns[2].as_ref()),
+                ) else {
+                    continue;
+                };
+                let shape = shapes.entry(model.clone()).or_default();
+                if let Err(e) = shape.observe(&mut Cursor::new(doc.as_bytes())) {
+                    if problems.len() < 10 {
+                        problems.push(format!(
+                            "model {model}: a document is not a JSON object: {e}"
+                        ));
+                    }
                 }
             }
         }
@@ -352,55 +346,50 @@ impl Resolver {
             .as_ref()
             .map(|ids| ids.iter().map(|s| s.as_str()).collect());
         for (cql, values) in queries {
-            let statement = table.cluster.prepare(&cql).await?;
-            let pager = session
-                .execute_iter(statement, values)
-                .await
-                .map_err(|e| classify(&e, &what))?;
-            let mut rows = pager
-                .rows_stream::<Row>()
-                .map_err(|e| classify(&e, &what))?;
+            let mut pages = table.cluster.pages(&cql, values, &what).await?;
             let mut last_id: Option<String> = None;
-            while let Some(row) = rows.next().await {
-                let row = row.map_err(|e| classify(&e, &what))?;
-                let c = &row.columns;
-                let Some(model) = model_of(c[0].as_ref(), c[1].as_ref()) else {
-                    continue;
-                };
-                if model != read.model {
-                    continue;
+            while let Some(page) = pages.next_page().await? {
+                for row in page.rows::<Row>().map_err(|e| classify(&e, &what))? {
+                    let row = row.map_err(|e| classify(&e, &what))?;
+                    let c = &row.columns;
+                    let Some(model) = model_of(c[0].as_ref(), c[1].as_ref()) else {
+                        continue;
+                    };
+                    if model != read.model {
+                        continue;
+                    }
+                    let Some(id) = id_of(c[2].as_ref()) else {
+                        continue;
+                    };
+                    if wanted_ids
+                        .as_ref()
+                        .is_some_and(|w| !w.contains(id.as_str()))
+                    {
+                        continue;
+                    }
+                    if cols.id_in_partition_key && last_id.as_deref().is_some_and(|l| l != id) {
+                        // The previous entity's partition is complete.
+                        let done = last_id.take().expect("checked");
+                        self.emit(&done).await?;
+                    }
+                    let Some(updated) = millis_of(c[3].as_ref()) else {
+                        continue;
+                    };
+                    let mut k = 6;
+                    let created = if o.created.is_some() {
+                        k += 1;
+                        millis_of(c[k - 1].as_ref())
+                    } else {
+                        None
+                    };
+                    let deleted = o.deleted.is_some()
+                        && matches!(
+                            c.get(k).and_then(|v| v.as_ref()),
+                            Some(CqlValue::Boolean(true))
+                        );
+                    self.observe(&id, updated, c[4].as_ref(), c[5].as_ref(), created, deleted);
+                    last_id = Some(id);
                 }
-                let Some(id) = id_of(c[2].as_ref()) else {
-                    continue;
-                };
-                if wanted_ids
-                    .as_ref()
-                    .is_some_and(|w| !w.contains(id.as_str()))
-                {
-                    continue;
-                }
-                if cols.id_in_partition_key && last_id.as_deref().is_some_and(|l| l != id) {
-                    // The previous entity's partition is complete.
-                    let done = last_id.take().expect("checked");
-                    self.emit(&done).await?;
-                }
-                let Some(updated) = millis_of(c[3].as_ref()) else {
-                    continue;
-                };
-                let mut k = 6;
-                let created = if o.created.is_some() {
-                    k += 1;
-                    millis_of(c[k - 1].as_ref())
-                } else {
-                    None
-                };
-                let deleted = o.deleted.is_some()
-                    && matches!(
-                        c.get(k).and_then(|v| v.as_ref()),
-                        Some(CqlValue::Boolean(true))
-                    );
-                self.observe(&id, updated, c[4].as_ref(), c[5].as_ref(), created, deleted);
-                last_id = Some(id);
             }
             if let Some(done) = last_id {
                 self.emit(&done).await?;

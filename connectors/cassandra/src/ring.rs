@@ -10,6 +10,10 @@ use scylla::cluster::Node;
 use scylla::routing::Token;
 use scylla::value::CqlValue;
 
+use tsql_entity_tables::{UpstreamError, UpstreamErrorKind};
+
+use crate::cluster::{Cluster, classify};
+
 /// A token range `(start, end]`; `None` is the ring's open end on that side.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TokenRange {
@@ -92,21 +96,52 @@ pub struct Split {
 
 /// The table's estimated size in bytes from `system.size_estimates` (the
 /// estimates the coordinator holds for its ranges, scaled to the whole
-/// ring), or `None` when Cassandra has none yet.
-pub async fn estimated_bytes(session: &Session, keyspace: &str, table: &str) -> Option<u64> {
-    let result = session
-        .query_unpaged(
+/// ring), or `None` when Cassandra has none yet or cannot say. A node that
+/// does not answer in time is an error: the read after it would wait too.
+pub async fn estimated_bytes(
+    cluster: &Cluster,
+    keyspace: &str,
+    table: &str,
+) -> Result<Option<u64>, UpstreamError> {
+    let estimates = match size_estimates(cluster, keyspace, table).await {
+        Ok(rows) => rows,
+        Err(e) if e.kind == UpstreamErrorKind::Timeout => return Err(e),
+        Err(_) => return Ok(None),
+    };
+    Ok(scaled(estimates))
+}
+
+async fn size_estimates(
+    cluster: &Cluster,
+    keyspace: &str,
+    table: &str,
+) -> Result<Vec<(String, String, i64, i64)>, UpstreamError> {
+    let what = &format!("reading the size estimates of {keyspace}.{table}");
+    let mut pages = cluster
+        .pages(
             "SELECT range_start, range_end, partitions_count, mean_partition_size FROM system.size_estimates WHERE keyspace_name = ? AND table_name = ?",
-            (keyspace, table),
+            vec![CqlValue::Text(keyspace.into()), CqlValue::Text(table.into())],
+            what,
         )
-        .await
-        .ok()?
-        .into_rows_result()
-        .ok()?;
+        .await?;
+    let mut estimates = Vec::new();
+    while let Some(page) = pages.next_page().await? {
+        for row in page
+            .rows::<(String, String, i64, i64)>()
+            .map_err(|e| classify(&e, what))?
+        {
+            estimates.push(row.map_err(|e| classify(&e, what))?);
+        }
+    }
+    Ok(estimates)
+}
+
+/// Bytes over the whole ring from (range start, range end, partitions, mean
+/// partition size) rows covering part of it.
+fn scaled(estimates: Vec<(String, String, i64, i64)>) -> Option<u64> {
     let mut bytes = 0f64;
     let mut covered = 0f64;
-    for row in result.rows::<(String, String, i64, i64)>().ok()? {
-        let (start, end, count, mean) = row.ok()?;
+    for (start, end, count, mean) in estimates {
         let (s, e): (i128, i128) = (start.parse().ok()?, end.parse().ok()?);
         let width = if e > s {
             e - s

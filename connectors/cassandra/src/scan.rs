@@ -20,9 +20,9 @@ use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
     SendableRecordBatchStream,
 };
-use futures::StreamExt;
 use scylla::value::CqlValue;
 use tsql_entity_tables::table::{BatchSender, producer_stream};
+use tsql_entity_tables::types::SQL_TYPE_KEY;
 use tsql_entity_tables::upstream::record_upstream;
 
 use crate::cluster::{Cluster, TableInfo, classify, quote};
@@ -49,7 +49,21 @@ impl CassandraTable {
         let fields: Vec<Field> = info
             .columns
             .iter()
-            .map(|c| Field::new(&c.name, cluster.arrow_type(c), true))
+            .map(|c| {
+                let field = Field::new(&c.name, cluster.arrow_type(c), true);
+                match &c.cql {
+                    Ok(_) => field,
+                    // Listed by its class (`information_schema`, `DESCRIBE`);
+                    // selecting it fails with the reason.
+                    Err(_) => field.with_metadata(
+                        [(
+                            SQL_TYPE_KEY.to_string(),
+                            format!("UNSUPPORTED({})", c.type_text.trim_matches('\'')),
+                        )]
+                        .into(),
+                    ),
+                }
+            })
             .collect();
         CassandraTable {
             cluster,
@@ -156,13 +170,16 @@ impl TableProvider for CassandraTable {
             }
             None => {
                 let session = self.cluster.session().await?;
-                let wanted = match estimated_bytes(&session, &self.info.keyspace, &self.info.name)
-                    .await
-                {
-                    Some(bytes) => (bytes.div_ceil(self.cluster.options().split_bytes) as usize)
-                        .clamp(target, 4096),
-                    None => target,
-                };
+                let wanted =
+                    match estimated_bytes(&self.cluster, &self.info.keyspace, &self.info.name)
+                        .await
+                        .map_err(|e| self.cluster.named(e))?
+                    {
+                        Some(bytes) => (bytes.div_ceil(self.cluster.options().split_bytes)
+                            as usize)
+                            .clamp(target, 4096),
+                        None => target,
+                    };
                 let splits = splits(&session, &self.info.keyspace, &self.info.name, wanted);
                 let token = self.info.token_expr();
                 Reads::Ranges {
@@ -406,30 +423,25 @@ impl RangeReader {
     ) -> Result<bool> {
         let started = Instant::now();
         let what = format!("reading {}.{}", self.info.keyspace, self.info.name);
-        let mut statement = self.cluster.prepare(cql).await?;
-        if let Some(split) = split.filter(|s| !s.replicas.is_empty()) {
-            statement.set_load_balancing_policy(Some(ReplicasFirst::new(split.replicas.clone())));
-        }
-        let session = self.cluster.session().await?;
         let outcome: Result<bool> = async {
-            let pager = session
-                .execute_iter(statement, values)
-                .await
-                .map_err(|e| self.cluster.named(classify(&e, &what)))?;
-            let mut rows = pager
-                .rows_stream::<RawRow>()
-                .map_err(|e| classify(&e, &what))?;
-            while let Some(row) = rows.next().await {
-                self.rows
-                    .push(row.map_err(|e| self.cluster.named(classify(&e, &what)))?);
-                if self.rows.len() >= BATCH_ROWS
-                    || self
-                        .limit
-                        .is_some_and(|l| self.produced + self.rows.len() >= l)
-                {
-                    self.flush().await?;
-                    if self.limit.is_some_and(|l| self.produced >= l) {
-                        return Ok(false);
+            let mut statement = self.cluster.prepare(cql).await?;
+            if let Some(split) = split.filter(|s| !s.replicas.is_empty()) {
+                statement
+                    .set_load_balancing_policy(Some(ReplicasFirst::new(split.replicas.clone())));
+            }
+            let mut pages = self.cluster.pages_of(statement, values, &what).await?;
+            while let Some(page) = pages.next_page().await.map_err(|e| self.cluster.named(e))? {
+                for row in page.rows::<RawRow>().map_err(|e| classify(&e, &what))? {
+                    self.rows.push(row.map_err(|e| classify(&e, &what))?);
+                    if self.rows.len() >= BATCH_ROWS
+                        || self
+                            .limit
+                            .is_some_and(|l| self.produced + self.rows.len() >= l)
+                    {
+                        self.flush().await?;
+                        if self.limit.is_some_and(|l| self.produced >= l) {
+                            return Ok(false);
+                        }
                     }
                 }
             }

@@ -14,7 +14,7 @@ mod service;
 
 pub use condition::{accepts, condition};
 pub use http::{Credentials, Http};
-pub use identity::{Identity, TokenVerifier};
+pub use identity::{DEFAULT_ISSUER, Identity, TokenVerifier};
 pub use models::{ModelCache, ModelEntry, declared_type, parse_export, parse_model_list};
 pub use reader::{CyodaReader, DIRECT_SEARCH_CAP, ReadOptions};
 pub use service::{CyodaAuth, CyodaOptions, CyodaService};

@@ -43,6 +43,10 @@ pub struct CyodaOptions {
     pub page_size: usize,
     /// Pages requested ahead, per partition.
     pub pages_in_flight: usize,
+    /// The issuer (`iss`) every token must name; none: the issuer of the
+    /// tokens the service issues to tsql (until it has issued one, cyoda-go's
+    /// default `cyoda`).
+    pub issuer: Option<String>,
 }
 
 impl CyodaOptions {
@@ -55,6 +59,7 @@ impl CyodaOptions {
             metadata_ttl: Duration::from_secs(2),
             page_size: 10_000,
             pages_in_flight: 2,
+            issuer: None,
         }
     }
 }
@@ -77,7 +82,7 @@ impl CyodaService {
     pub fn new(options: CyodaOptions) -> Result<CyodaService, UpstreamError> {
         let http = Http::new(&options.url, options.timeout)?;
         Ok(CyodaService {
-            verifier: TokenVerifier::new(http.clone()),
+            verifier: TokenVerifier::new(http.clone(), options.issuer.clone()),
             http,
             options,
             cache: ModelCache::default(),
@@ -109,15 +114,17 @@ impl CyodaService {
             .map(|_| ())
     }
 
-    /// Checks a token a client presented (signature, expiry, tenant).
+    /// Checks a token a client presented (signature and algorithm, expiry,
+    /// issuer, tenant).
     pub async fn verify_token(&self, token: &str) -> Result<Identity, UpstreamError> {
         self.verifier.verify(token).await
     }
 
-    /// Logs in with a client id and secret: a fresh token, verified.
+    /// Logs in with a client id and secret: a fresh token, verified; its
+    /// issuer becomes the one every token must name (unless configured).
     pub async fn login(&self, client_id: &str, secret: &str) -> Result<Identity, UpstreamError> {
         let token = self.verifier.client_token(client_id, secret).await?;
-        self.verifier.verify(&token).await
+        self.verifier.verify_issued(&token).await
     }
 
     /// The identity queries read with: the caller's own in passthrough mode,

@@ -108,7 +108,7 @@ impl SchemaProvider for EntitySchema {
         match self.tables() {
             Ok(t) => t.keys().cloned().collect(),
             Err(e) => {
-                log::warn!("cannot list entity tables: {e}");
+                tracing::warn!("cannot list entity tables: {e}");
                 Vec::new()
             }
         }

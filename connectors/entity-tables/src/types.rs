@@ -101,23 +101,92 @@ impl SqlType {
 
 impl fmt::Display for SqlType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            SqlType::Boolean => f.write_str("BOOLEAN"),
-            SqlType::TinyInt => f.write_str("TINYINT"),
-            SqlType::SmallInt => f.write_str("SMALLINT"),
-            SqlType::Integer => f.write_str("INTEGER"),
-            SqlType::BigInt => f.write_str("BIGINT"),
-            SqlType::Real => f.write_str("REAL"),
-            SqlType::Double => f.write_str("DOUBLE"),
-            SqlType::Decimal(s) => write!(f, "DECIMAL(38,{s})"),
-            SqlType::Varchar => f.write_str("VARCHAR"),
-            SqlType::Date => f.write_str("DATE"),
-            SqlType::Time => f.write_str("TIME"),
-            SqlType::Timestamp => f.write_str("TIMESTAMP"),
-            SqlType::TimestampTz => f.write_str("TIMESTAMP WITH TIME ZONE"),
-            SqlType::Varbinary => f.write_str("VARBINARY"),
-            SqlType::Array(inner) => write!(f, "ARRAY({inner})"),
+        f.write_str(&sql_type_name(&self.arrow_type()))
+    }
+}
+
+/// Field metadata naming a column's SQL type where its Arrow type does not
+/// tell it: a Cassandra column of a Java class type tsql cannot read is a
+/// Utf8 field named `UNSUPPORTED(<class>)` here.
+pub const SQL_TYPE_KEY: &str = "tsql.sql_type";
+
+/// The SQL name of an Arrow type, as tsql shows column types (`tsql schema`,
+/// `information_schema.columns` and `DESCRIBE` over Flight SQL and the CLI):
+/// BOOLEAN, TINYINT … BIGINT, REAL, DOUBLE, DECIMAL(p,s), VARCHAR, VARBINARY,
+/// DATE, TIME, TIMESTAMP, TIMESTAMP WITH TIME ZONE, INTERVAL, ARRAY(T),
+/// MAP(K, V), ROW(name T, …). A type with no SQL name keeps Arrow's.
+pub fn sql_type_name(t: &DataType) -> String {
+    use DataType::*;
+    match t {
+        Null => "NULL".into(),
+        Boolean => "BOOLEAN".into(),
+        Int8 => "TINYINT".into(),
+        Int16 => "SMALLINT".into(),
+        Int32 => "INTEGER".into(),
+        Int64 => "BIGINT".into(),
+        UInt8 => "TINYINT UNSIGNED".into(),
+        UInt16 => "SMALLINT UNSIGNED".into(),
+        UInt32 => "INTEGER UNSIGNED".into(),
+        UInt64 => "BIGINT UNSIGNED".into(),
+        Float16 | Float32 => "REAL".into(),
+        Float64 => "DOUBLE".into(),
+        Decimal32(p, s) | Decimal64(p, s) | Decimal128(p, s) | Decimal256(p, s) => {
+            format!("DECIMAL({p},{s})")
         }
+        Utf8 | LargeUtf8 | Utf8View => "VARCHAR".into(),
+        Binary | LargeBinary | BinaryView | FixedSizeBinary(_) => "VARBINARY".into(),
+        Date32 | Date64 => "DATE".into(),
+        Time32(_) | Time64(_) => "TIME".into(),
+        Timestamp(_, None) => "TIMESTAMP".into(),
+        Timestamp(_, Some(_)) => "TIMESTAMP WITH TIME ZONE".into(),
+        Interval(_) | Duration(_) => "INTERVAL".into(),
+        List(f) | LargeList(f) | ListView(f) | LargeListView(f) | FixedSizeList(f, _) => {
+            format!("ARRAY({})", sql_type_name(f.data_type()))
+        }
+        Map(entries, _) => match entries.data_type() {
+            Struct(kv) if kv.len() == 2 => format!(
+                "MAP({}, {})",
+                sql_type_name(kv[0].data_type()),
+                sql_type_name(kv[1].data_type())
+            ),
+            other => format!("MAP({})", sql_type_name(other)),
+        },
+        Struct(fields) => format!(
+            "ROW({})",
+            fields
+                .iter()
+                .map(|f| format!("{} {}", sql_field_name(f.name()), field_sql_type(f)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        Dictionary(_, values) => sql_type_name(values),
+        RunEndEncoded(_, values) => sql_type_name(values.data_type()),
+        other => other.to_string(),
+    }
+}
+
+/// The SQL type of a column: its [`SQL_TYPE_KEY`] metadata, else
+/// [`sql_type_name`] of its Arrow type.
+pub fn field_sql_type(f: &Field) -> String {
+    match f.metadata().get(SQL_TYPE_KEY) {
+        Some(name) => name.clone(),
+        None => sql_type_name(f.data_type()),
+    }
+}
+
+/// A ROW field's name, double-quoted unless it is a plain lower-case word.
+fn sql_field_name(name: &str) -> String {
+    let plain = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if plain {
+        name.to_string()
+    } else {
+        format!("\"{}\"", name.replace('"', "\"\""))
     }
 }
 
@@ -382,6 +451,69 @@ mod tests {
             }
         }
         s
+    }
+
+    #[test]
+    fn arrow_types_have_sql_names() {
+        use arrow::datatypes::{Fields, IntervalUnit};
+        let list = |t: DataType| DataType::List(Arc::new(Field::new_list_field(t, true)));
+        let cases = [
+            (DataType::Int64, "BIGINT"),
+            (DataType::Float64, "DOUBLE"),
+            (DataType::Utf8View, "VARCHAR"),
+            (DataType::Decimal128(38, 18), "DECIMAL(38,18)"),
+            (DataType::Date32, "DATE"),
+            (DataType::Time64(TimeUnit::Nanosecond), "TIME"),
+            (
+                DataType::Timestamp(TimeUnit::Microsecond, None),
+                "TIMESTAMP",
+            ),
+            (
+                DataType::Timestamp(TimeUnit::Microsecond, Some(UTC.into())),
+                "TIMESTAMP WITH TIME ZONE",
+            ),
+            (DataType::Interval(IntervalUnit::MonthDayNano), "INTERVAL"),
+            (DataType::Binary, "VARBINARY"),
+            (list(DataType::Int32), "ARRAY(INTEGER)"),
+            (list(list(DataType::Utf8)), "ARRAY(ARRAY(VARCHAR))"),
+            (
+                DataType::Map(
+                    Arc::new(Field::new(
+                        "entries",
+                        DataType::Struct(Fields::from(vec![
+                            Field::new("key", DataType::Utf8, false),
+                            Field::new("value", DataType::Int64, true),
+                        ])),
+                        false,
+                    )),
+                    false,
+                ),
+                "MAP(VARCHAR, BIGINT)",
+            ),
+            (
+                DataType::Struct(Fields::from(vec![
+                    Field::new("street", DataType::Utf8, true),
+                    Field::new("Zip Code", DataType::Int32, true),
+                ])),
+                "ROW(street VARCHAR, \"Zip Code\" INTEGER)",
+            ),
+            (
+                DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)),
+                "VARCHAR",
+            ),
+        ];
+        for (t, name) in cases {
+            assert_eq!(sql_type_name(&t), name, "{t}");
+        }
+        // The SQL types of entity tables print as their Arrow types' names.
+        assert_eq!(
+            SqlType::Array(Box::new(SqlType::TimestampTz)).to_string(),
+            "ARRAY(TIMESTAMP WITH TIME ZONE)"
+        );
+        assert_eq!(SqlType::Decimal(0).to_string(), "DECIMAL(38,0)");
+        let odd = Field::new("odd", DataType::Utf8, true)
+            .with_metadata([(SQL_TYPE_KEY.to_string(), "UNSUPPORTED(x.Y)".to_string())].into());
+        assert_eq!(field_sql_type(&odd), "UNSUPPORTED(x.Y)");
     }
 
     #[test]

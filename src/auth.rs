@@ -1,5 +1,6 @@
-//! Authentication: HTTP Basic credentials in `Handshake` (or on any call)
-//! become a bearer token, accepted on every later call.
+//! Authentication, shared by every front end: HTTP Basic credentials (in a
+//! Flight `Handshake`, on any call, or on a Trino request) become a bearer
+//! token, accepted on every later call; every caller is an [`Owner`].
 //!
 //! With a Cyoda source in passthrough mode, callers may also be Cyoda
 //! identities: a client id and secret (exchanged at the service for an
@@ -8,6 +9,7 @@
 //! verified against the service's JWKS and forwarded upstream.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -17,8 +19,9 @@ use tonic::metadata::MetadataMap;
 use tsql_cyoda::{CyodaService, Identity};
 use tsql_entity_tables::{UpstreamError, UpstreamErrorKind};
 
+use crate::caller::Caller;
 use crate::config::User;
-use crate::engine::Caller;
+use crate::seal::Sealer;
 
 /// Tokens unused this long expire; the client logs in again.
 const TOKEN_IDLE_LIMIT: Duration = Duration::from_secs(12 * 3600);
@@ -29,18 +32,52 @@ const VERIFIED_FOR: Duration = Duration::from_secs(60);
 /// At most this many verified tokens and logins are remembered.
 const MAX_REMEMBERED: usize = 10_000;
 
+/// The window failed logins are counted in.
+const FAILURE_WINDOW: Duration = Duration::from_secs(60);
+
+/// What guards logins and handles.
+#[derive(Debug, Clone)]
+pub struct SecuritySettings {
+    /// Seals Flight tickets.
+    pub sealer: Arc<Sealer>,
+    /// How long a Cyoda client-secret login is reused before the service is asked again.
+    pub login_cache: Duration,
+    /// Failed logins allowed per client id, and per peer address, per minute.
+    pub login_failures_per_minute: u32,
+}
+
+impl Default for SecuritySettings {
+    fn default() -> Self {
+        SecuritySettings {
+            sealer: Arc::new(Sealer::random()),
+            login_cache: Duration::from_secs(60),
+            login_failures_per_minute: 10,
+        }
+    }
+}
+
 /// Checks credentials and hands out bearer tokens.
 #[derive(Debug)]
 pub struct Authenticator {
     users: Vec<User>,
+    settings: SecuritySettings,
     /// Token → (user, last use).
     tokens: Mutex<HashMap<String, (String, Instant)>>,
     /// The Cyoda service that vouches for callers' own identities.
     upstream: Option<Arc<CyodaService>>,
     /// Cyoda token → (identity, when verified).
     verified: Mutex<HashMap<String, (Identity, Instant)>>,
-    /// Digest of client id and secret → identity (until its token is near expiry).
-    logins: Mutex<HashMap<Vec<u8>, Identity>>,
+    /// Digest of client id and secret → (identity, when the service last confirmed it).
+    logins: Mutex<HashMap<Vec<u8>, (Identity, Instant)>>,
+    /// Recent failed logins by client id or user name, and by peer address.
+    failures: Mutex<HashMap<FailureKey, (Instant, u32)>>,
+}
+
+/// What failed logins are counted by.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum FailureKey {
+    User(String),
+    Peer(IpAddr),
 }
 
 /// An upstream failure as the status a client gets.
@@ -78,13 +115,66 @@ fn not_expired(identity: &Identity) -> bool {
 
 impl Authenticator {
     /// Accepts the given users, and Cyoda identities when `upstream` is set.
-    pub fn new(users: Vec<User>, upstream: Option<Arc<CyodaService>>) -> Self {
+    pub fn new(
+        users: Vec<User>,
+        upstream: Option<Arc<CyodaService>>,
+        settings: SecuritySettings,
+    ) -> Self {
         Authenticator {
             users,
+            settings,
             tokens: Mutex::new(HashMap::new()),
             upstream,
             verified: Mutex::new(HashMap::new()),
             logins: Mutex::new(HashMap::new()),
+            failures: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// What seals this server's handles.
+    pub fn sealer(&self) -> &Sealer {
+        &self.settings.sealer
+    }
+
+    /// Refuses, without checking anything, a login whose user or peer
+    /// failed `login_failures_per_minute` times within the last minute.
+    fn throttled(&self, user: &str, peer: Option<IpAddr>) -> Result<(), Status> {
+        let limit = self.settings.login_failures_per_minute;
+        let failures = self.failures.lock().expect("not poisoned");
+        let over = |key: &FailureKey| {
+            failures
+                .get(key)
+                .is_some_and(|(since, n)| since.elapsed() < FAILURE_WINDOW && *n >= limit)
+        };
+        let keys = [
+            Some(FailureKey::User(user.to_string())),
+            peer.map(FailureKey::Peer),
+        ];
+        if keys.iter().flatten().any(over) {
+            crate::metrics::metrics().logins_throttled.inc();
+            return Err(Status::resource_exhausted(format!(
+                "too many failed logins for this user or from this address: wait a minute and log in again (at most {limit} failures a minute)"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Counts a failed login of `user` from `peer`.
+    fn failed(&self, user: &str, peer: Option<IpAddr>) {
+        let mut failures = self.failures.lock().expect("not poisoned");
+        if failures.len() > MAX_REMEMBERED {
+            failures.retain(|_, (since, _)| since.elapsed() < FAILURE_WINDOW);
+        }
+        let keys = [
+            Some(FailureKey::User(user.to_string())),
+            peer.map(FailureKey::Peer),
+        ];
+        for key in keys.into_iter().flatten() {
+            let entry = failures.entry(key).or_insert((Instant::now(), 0));
+            if entry.0.elapsed() >= FAILURE_WINDOW {
+                *entry = (Instant::now(), 0);
+            }
+            entry.1 += 1;
         }
     }
 
@@ -151,35 +241,53 @@ impl Authenticator {
         let key = ring::digest::digest(&ring::digest::SHA256, format!("{id}\0{secret}").as_bytes())
             .as_ref()
             .to_vec();
-        if let Some(identity) = self.logins.lock().expect("not poisoned").get(&key) {
-            if not_expired(identity) {
-                return Ok(identity.clone());
+        let reuse = self.settings.login_cache;
+        let fresh =
+            |(identity, at): &(Identity, Instant)| at.elapsed() < reuse && not_expired(identity);
+        if let Some(known) = self.logins.lock().expect("not poisoned").get(&key) {
+            if fresh(known) {
+                return Ok(known.0.clone());
             }
         }
-        let identity = service
-            .login(id, secret)
-            .await
-            .map_err(|e| upstream_status(&e))?;
+        // Asked again at least every `login_cache_seconds`: a rotated or
+        // revoked secret stops working within that time.
+        let identity = match service.login(id, secret).await {
+            Ok(identity) => identity,
+            Err(e) => {
+                self.logins.lock().expect("not poisoned").remove(&key);
+                return Err(upstream_status(&e));
+            }
+        };
         remember(
             &mut self.logins.lock().expect("not poisoned"),
             key,
-            identity.clone(),
-            not_expired,
+            (identity.clone(), Instant::now()),
+            fresh,
         );
         Ok(identity)
     }
 
-    fn cyoda_caller(identity: Identity) -> Caller {
-        Caller {
-            name: format!("{}@{}", identity.subject, identity.tenant),
-            upstream: Some(identity),
-            sees_all: false,
+    /// The caller behind `user`/`password` from `peer`: a configured user
+    /// (or one of its tokens), else a Cyoda identity when passthrough is on.
+    /// Failed logins are counted per user and per peer; past
+    /// `login_failures_per_minute` they are refused without being checked.
+    pub async fn basic_caller(
+        &self,
+        user: &str,
+        password: &str,
+        peer: Option<IpAddr>,
+    ) -> Result<Caller, Status> {
+        self.throttled(user, peer)?;
+        let checked = self.check_basic(user, password).await;
+        if let Err(status) = &checked {
+            if status.code() == tonic::Code::Unauthenticated {
+                self.failed(user, peer);
+            }
         }
+        checked
     }
 
-    /// The caller behind `user`/`password`: a configured user (or one of its
-    /// tokens), else a Cyoda identity when passthrough is on.
-    pub async fn basic_caller(&self, user: &str, password: &str) -> Result<Caller, Status> {
+    async fn check_basic(&self, user: &str, password: &str) -> Result<Caller, Status> {
         if self.local(user, password) {
             return Ok(self.caller_named(user));
         }
@@ -191,14 +299,19 @@ impl Authenticator {
         } else {
             self.cyoda_login(service, user, password).await?
         };
-        Ok(Self::cyoda_caller(identity))
+        Ok(Caller::of_identity(identity))
     }
 
     /// Checks `user`/`password` (a password that is a valid token is accepted
     /// too) and returns a bearer token: a new one for a configured user, the
     /// Cyoda access token for a Cyoda identity.
-    pub async fn login(&self, user: &str, password: &str) -> Result<String, Status> {
-        let caller = self.basic_caller(user, password).await?;
+    pub async fn login(
+        &self,
+        user: &str,
+        password: &str,
+        peer: Option<IpAddr>,
+    ) -> Result<String, Status> {
+        let caller = self.basic_caller(user, password, peer).await?;
         if let Some(identity) = caller.upstream {
             return identity
                 .token
@@ -212,15 +325,19 @@ impl Authenticator {
         Ok(token)
     }
 
-    /// Logs in with the `authorization: Basic …` header of a handshake.
-    pub async fn handshake(&self, metadata: &MetadataMap) -> Result<String, Status> {
+    /// Logs in with the `authorization: Basic …` header of a handshake from `peer`.
+    pub async fn handshake(
+        &self,
+        metadata: &MetadataMap,
+        peer: Option<IpAddr>,
+    ) -> Result<String, Status> {
         let header = authorization(metadata)?;
         if let Some(token) = header.strip_prefix("Bearer ") {
             self.bearer(token.trim()).await?;
             return Ok(token.trim().to_string());
         }
         let (user, password) = basic(header)?;
-        self.login(&user, &password).await
+        self.login(&user, &password, peer).await
     }
 
     /// A configured user (or, where no password is asked, anyone named) as
@@ -244,7 +361,7 @@ impl Authenticator {
         }
         match &self.upstream {
             Some(service) if token.matches('.').count() == 2 => {
-                Ok(Self::cyoda_caller(self.cyoda_token(service, token).await?))
+                Ok(Caller::of_identity(self.cyoda_token(service, token).await?))
             }
             _ => Err(Status::unauthenticated(
                 "the bearer token is unknown or expired: log in again with user and password",
@@ -252,14 +369,19 @@ impl Authenticator {
         }
     }
 
-    /// The caller behind a call's `authorization` header (bearer token or basic credentials).
-    pub async fn check(&self, metadata: &MetadataMap) -> Result<Caller, Status> {
+    /// The caller behind a call's `authorization` header (bearer token or
+    /// basic credentials) from `peer`.
+    pub async fn check(
+        &self,
+        metadata: &MetadataMap,
+        peer: Option<IpAddr>,
+    ) -> Result<Caller, Status> {
         let header = authorization(metadata)?;
         if let Some(token) = header.strip_prefix("Bearer ") {
             return self.bearer(token.trim()).await;
         }
         let (user, password) = basic(header)?;
-        self.basic_caller(&user, &password).await
+        self.basic_caller(&user, &password, peer).await
     }
 }
 
