@@ -32,3 +32,9 @@ for v in $JDBC_VERSIONS; do
   (cd tests/jdbc && mvn -B -q -Djdbc.version="$v" -Dtsql.bin="$CARGO_TARGET_DIR/debug/tsql" test)
   echo "JDBC driver $v: every test passed"
 done
+# The Helm chart: lint, render, validate against Kubernetes schemas, kube-score,
+# refused bad values, the rendered config through `tsql check-config`.
+bash scripts/k8s-check.sh
+# The container image, built from the debug binary above, run locked down with
+# podman and queried over Flight SQL and Trino, then drained with SIGTERM.
+bash deploy/container/smoke-test.sh
