@@ -11,6 +11,9 @@ if command -v mold >/dev/null 2>&1 && [[ "${RUSTFLAGS:-}" != *fuse-ld* ]]; then
   export RUSTFLAGS="${RUSTFLAGS:-} -C link-arg=-fuse-ld=mold"
 fi
 cargo test --workspace "$@"
+# The same sql-tests/ on a coordinator with three worker processes, every
+# query forced over the workers: the answers must be one node's.
+TSQL_SLT_WORKERS=3 cargo test --test sqllogictests "$@"
 if ! python3 -c "import adbc_driver_flightsql, pyarrow.flight, pytest, bcrypt, jwt, cryptography, prometheus_client, cassandra, trino, sqlalchemy" 2>/dev/null; then
   python3 -m pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
 fi

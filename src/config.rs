@@ -99,6 +99,30 @@ pub struct FileConfig {
     /// Seconds running queries may go on after SIGTERM (new ones are refused
     /// at once); then they are cancelled and the process exits (default 30).
     pub shutdown_grace_seconds: Option<f64>,
+    /// The cluster's workers: `host:port` entries; a name stands for all its
+    /// addresses (a Kubernetes headless Service), resolved again every few
+    /// seconds. Unset: this node runs every query itself.
+    pub workers: Option<Vec<String>>,
+    /// Where this node serves plan fragments to the cluster (host:port;
+    /// default 0.0.0.0:32020 when `workers` or `cluster_secret` is set).
+    pub worker_listen: Option<String>,
+    /// The URL other nodes reach this node's `worker_listen` at (default
+    /// `http://<worker_listen>`, with the host's name for 0.0.0.0).
+    pub worker_url: Option<String>,
+    /// The secret every node of one cluster shares (32+ characters): passes
+    /// of plan fragments are sealed with it, and a worker runs nothing
+    /// without one.
+    pub cluster_secret: Option<String>,
+    /// `cluster_secret` read from this file (a mounted Kubernetes Secret).
+    pub cluster_secret_file: Option<PathBuf>,
+    /// `cluster_secret` read from this environment variable.
+    pub cluster_secret_env: Option<String>,
+    /// Whether queries run over the workers: `auto` (default), `on` or `off`;
+    /// a session changes it with `SET SESSION distributed = '...'`.
+    pub distributed: Option<String>,
+    /// Under `auto`, a query runs over the workers when its scans have at
+    /// least this many splits (default: twice this node's query threads).
+    pub distribute_min_splits: Option<usize>,
     /// Sources besides (or instead of) `data`/`demo`, each its own catalog.
     #[serde(default, rename = "source")]
     pub sources: Vec<SourceConfig>,
@@ -595,6 +619,12 @@ impl FileConfig {
             self.ticket_key_file.take().as_deref(),
             self.ticket_key_env.take().as_deref(),
         )?;
+        self.cluster_secret = secret(
+            "cluster_secret",
+            self.cluster_secret.as_deref(),
+            self.cluster_secret_file.take().as_deref(),
+            self.cluster_secret_env.take().as_deref(),
+        )?;
         for u in &mut self.users {
             let given = (!u.password_hash.is_empty()).then_some(u.password_hash.as_str());
             let hash = secret(
@@ -701,6 +731,12 @@ impl FileConfig {
             }
         }
         Ok(a)
+    }
+
+    /// The cluster settings, when this node is part of a cluster (it has
+    /// `workers`, or serves fragments: `cluster_secret`).
+    pub fn cluster(&self) -> Result<Option<crate::cluster::ClusterSettings>, String> {
+        crate::cluster::ClusterSettings::from_config(self)
     }
 
     /// The security settings: the key that seals tickets (`ticket_key`, else

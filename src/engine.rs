@@ -134,6 +134,8 @@ pub struct Engine {
     bad_records: Arc<BadRecords>,
     live: Arc<Vec<LiveCatalog>>,
     scan: ScanOptions,
+    /// The cluster this node coordinates, when it has workers.
+    cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 
 impl Engine {
@@ -286,6 +288,83 @@ impl Engine {
             bad_records,
             live: Arc::new(live),
             scan,
+            cluster: None,
+        })
+    }
+
+    /// This engine as a node of `cluster`: it plans queries over the
+    /// workers (as the `distributed` setting says), runs its own
+    /// single-task stages in process, and runs the fragments other nodes
+    /// send it on this engine, as their callers.
+    pub fn with_cluster(&self, cluster: Arc<crate::cluster::Cluster>) -> Result<Engine> {
+        use datafusion_distributed::{DistributedExt, SessionStateBuilderExt};
+        let settings = &cluster.settings;
+        let min_splits = settings
+            .min_splits
+            .unwrap_or(2 * crate::container::query_threads());
+        let mut options = crate::cluster::ClusterSessionOptions::default();
+        options.distributed = settings.mode.name().to_string();
+        let mut builder = SessionStateBuilder::new_from_existing(self.ctx.state())
+            .with_distributed_planner()
+            .with_query_planner(Arc::new(crate::cluster::ClusterPlanner::new(
+                cluster.workers.clone(),
+                min_splits,
+            )))
+            .with_distributed_worker_resolver(cluster.workers.clone())
+            .with_distributed_channel_resolver(cluster.channels.clone())
+            .with_distributed_user_codec(crate::cluster::ScanCodec)
+            .with_distributed_desired_task_count_handler(crate::cluster::desired_tasks)
+            .with_distributed_scale_up_leaf_node_handler(crate::cluster::share_scan)
+            .with_distributed_local_worker_context(
+                cluster
+                    .worker()
+                    .to_local_worker_context(cluster.self_url.clone()),
+            );
+        if let Some(config) = builder.config().as_mut() {
+            config.options_mut().extensions.insert(options);
+        }
+        let ctx = SessionContext::new_with_state(builder.build());
+        crate::trino_functions::register(&ctx);
+        let engine = Engine {
+            ctx,
+            cluster: Some(cluster.clone()),
+            ..self.clone()
+        };
+        cluster.attach(engine.clone());
+        Ok(engine)
+    }
+
+    /// The cluster this node belongs to, if any.
+    pub fn cluster(&self) -> Option<&Arc<crate::cluster::Cluster>> {
+        self.cluster.as_ref()
+    }
+
+    /// This engine with the session setting `distributed` (`on`, `off`,
+    /// `auto`); an error names the values when `value` is none of them or
+    /// when this node has no cluster.
+    pub fn with_distributed(&self, value: &str) -> Result<Engine> {
+        let mode = crate::cluster::Mode::parse(value).map_err(DataFusionError::Plan)?;
+        if self.cluster.is_none() {
+            if mode == crate::cluster::Mode::On {
+                return Err(DataFusionError::Plan(
+                    "distributed = 'on' needs a cluster: this node has no `workers` in its config"
+                        .into(),
+                ));
+            }
+            return Ok(self.clone());
+        }
+        let mut state = self.ctx.state();
+        if let Some(o) = state
+            .config_mut()
+            .options_mut()
+            .extensions
+            .get_mut::<crate::cluster::ClusterSessionOptions>()
+        {
+            o.distributed = mode.name().to_string();
+        }
+        Ok(Engine {
+            ctx: SessionContext::new_with_state(state),
+            ..self.clone()
         })
     }
 
@@ -369,7 +448,11 @@ impl Engine {
     /// `reading` (all when `None`): a query of local files never waits for a
     /// slow or unreachable service.
     pub async fn for_caller_reading(&self, caller: &Caller, reading: Option<&[String]>) -> Engine {
-        if self.live.is_empty() && self.per_query.is_none() && self.queries.is_none() {
+        if self.live.is_empty()
+            && self.per_query.is_none()
+            && self.queries.is_none()
+            && self.cluster.is_none()
+        {
             return self.clone();
         }
         let state = self.ctx.state();
@@ -454,6 +537,17 @@ impl Engine {
                 }
             };
             catalogs.register_catalog(l.catalog.clone(), catalog);
+        }
+        if let Some(cluster) = &self.cluster {
+            // Workers read as this caller: the sealed pass travels with every fragment.
+            use datafusion_distributed::DistributedExt;
+            let mut headers = http::HeaderMap::new();
+            if let Ok(v) = cluster.pass.issue(caller).parse() {
+                headers.insert(crate::cluster::PASS_HEADER, v);
+            }
+            builder = builder
+                .with_distributed_passthrough_headers(headers)
+                .expect("the pass header is not a reserved name");
         }
         let ctx = SessionContext::new_with_state(builder.with_catalog_list(catalogs).build());
         // Rebuilding the state registers every function again, aliases in

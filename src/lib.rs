@@ -4,6 +4,7 @@
 pub mod admission;
 pub mod auth;
 pub mod caller;
+pub mod cluster;
 pub mod config;
 pub mod container;
 pub mod cooperative;

@@ -524,6 +524,7 @@ async fn plan_serve(args: ServeArgs) -> datafusion::error::Result<ServePlan> {
         demo_user = true;
     }
     file.memory(true).map_err(usage_error)?;
+    file.cluster().map_err(usage_error)?;
     let allow_insecure = file.trino_allow_insecure.unwrap_or(demo);
     Ok(ServePlan {
         file,
@@ -583,6 +584,14 @@ impl ServePlan {
                 tsql::memory::show_size(m.per_query)
             ));
         }
+        if let Some(c) = self.file.cluster().map_err(usage_error)? {
+            parts.push(format!(
+                "cluster: fragments on {}, workers [{}], distributed {}",
+                c.worker_listen,
+                c.workers.join(", "),
+                c.mode.name()
+            ));
+        }
         let a = self.file.admission().map_err(usage_error)?;
         parts.push(format!(
             "max_running_queries {}, max_queries_per_user {}",
@@ -632,6 +641,7 @@ async fn serve(args: ServeArgs) -> datafusion::error::Result<()> {
     tsql::container::log_limits();
     let file = &plan.file;
     let engine = open_engine(plan.local.clone(), file, plan.on_bad_record, true)?;
+    let engine = join_cluster(engine, file).await?;
     let upstream = engine.passthrough_service();
     let mut note = String::new();
     if plan.demo_user {
@@ -680,6 +690,36 @@ async fn serve(args: ServeArgs) -> datafusion::error::Result<()> {
     .map_err(usage_error)?;
     tracing::info!("tsql: stopped");
     Ok(())
+}
+
+/// The engine as a node of the config file's cluster (it serves fragments
+/// on `worker_listen` and plans over `workers`), or as it is without one.
+async fn join_cluster(
+    engine: Engine,
+    file: &tsql::config::FileConfig,
+) -> datafusion::error::Result<Engine> {
+    let Some(settings) = file.cluster().map_err(usage_error)? else {
+        return Ok(engine);
+    };
+    let listen = settings.worker_listen.clone();
+    let listener = tokio::net::TcpListener::bind(&listen).await.map_err(|e| {
+        usage_error(format!(
+            "cannot listen for cluster fragments on '{listen}': {e}; give worker_listen as a free host:port"
+        ))
+    })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| usage_error(e.to_string()))?;
+    let entries = settings.workers.join(", ");
+    let cluster = tsql::cluster::Cluster::start(settings, addr).await?;
+    let engine = engine.with_cluster(cluster.clone())?;
+    cluster.serve(listener);
+    tracing::info!(
+        "tsql: serving cluster fragments on {addr} (reached as {}); workers: [{entries}], {} answering",
+        cluster.self_url,
+        cluster.workers.live().len()
+    );
+    Ok(engine)
 }
 
 /// Starts the Trino protocol front end where `trino_listen` says
@@ -757,6 +797,9 @@ async fn serve_metrics(
         let (bytes, files) = gauge_engine.spilling();
         m.spill_bytes.set(bytes as i64);
         m.spill_files.set(files as i64);
+        if let Some(c) = gauge_engine.cluster() {
+            m.cluster_workers.set(c.workers.live().len() as i64);
+        }
     });
     match tsql::metrics::serve_metrics(addr, ready, refresh).await {
         Ok(local) => {

@@ -48,6 +48,14 @@ pub struct Metrics {
     /// Queries stopped because they could not spill: over `query_spill_limit`
     /// or `spill_limit`, or the spill disk was full.
     pub spill_exhausted: IntCounter,
+    /// Workers of the cluster that answered the last health check.
+    pub cluster_workers: IntGauge,
+    /// Queries this node planned over the cluster's workers.
+    pub cluster_queries: IntCounter,
+    /// Plan fragments this node ran as a worker.
+    pub cluster_fragments: IntCounter,
+    /// Requests to the worker port refused for want of a valid task pass.
+    pub cluster_refused: IntCounter,
     /// Calls to upstream services (Cyoda, …), by source, and how long they took.
     pub upstream_latency: HistogramVec,
     /// Failed calls to upstream services, by source and kind.
@@ -131,6 +139,22 @@ impl Metrics {
                 "tsql_spill_exhausted_total",
                 "Queries stopped because they could not spill: over query_spill_limit or spill_limit, or the disk was full",
             ),
+            cluster_workers: gauge(
+                "tsql_cluster_workers",
+                "Workers of the cluster that answered the last health check",
+            ),
+            cluster_queries: counter(
+                "tsql_cluster_distributed_queries_total",
+                "Queries this node planned over the cluster's workers",
+            ),
+            cluster_fragments: counter(
+                "tsql_cluster_fragments_total",
+                "Plan fragments this node ran as a worker",
+            ),
+            cluster_refused: counter(
+                "tsql_cluster_refused_total",
+                "Requests to the worker port refused for want of a valid task pass",
+            ),
             upstream_latency,
             upstream_errors,
             registry,
@@ -152,6 +176,7 @@ impl Metrics {
             &m.spill_bytes,
             &m.spill_files,
             &m.spill_limit,
+            &m.cluster_workers,
         ] {
             r.register(Box::new(g.clone())).expect("registers once");
         }
@@ -162,6 +187,9 @@ impl Metrics {
             &m.auth_failures,
             &m.logins_throttled,
             &m.spill_exhausted,
+            &m.cluster_queries,
+            &m.cluster_fragments,
+            &m.cluster_refused,
         ] {
             r.register(Box::new(c.clone())).expect("registers once");
         }

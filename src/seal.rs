@@ -29,12 +29,20 @@ impl Sealer {
     /// A sealer with a key derived from the secret `ticket_key` (at least
     /// [`MIN_KEY_CHARS`] characters: `openssl rand -base64 32` makes one).
     pub fn from_secret(secret: &str) -> Result<Sealer, String> {
+        Sealer::from_secret_for("tsql ticket key v1", "ticket_key", secret)
+    }
+
+    /// A sealer with a key derived from `secret` for one use (`context`
+    /// keeps keys of different uses apart); `setting` names the config key
+    /// in the error when the secret is too short.
+    pub fn from_secret_for(context: &str, setting: &str, secret: &str) -> Result<Sealer, String> {
         if secret.trim().chars().count() < MIN_KEY_CHARS {
             return Err(format!(
-                "ticket_key is too short: give at least {MIN_KEY_CHARS} characters (e.g. the output of `openssl rand -base64 32`), the same on every replica"
+                "{setting} is too short: give at least {MIN_KEY_CHARS} characters (e.g. the output of `openssl rand -base64 32`), the same on every node"
             ));
         }
-        let mut material = b"tsql ticket key v1\0".to_vec();
+        let mut material = context.as_bytes().to_vec();
+        material.push(0);
         material.extend_from_slice(secret.trim().as_bytes());
         let digest = ring::digest::digest(&ring::digest::SHA256, &material);
         Ok(Sealer::with_key(digest.as_ref()))

@@ -47,8 +47,43 @@ struct TsqlDb {
     demo: bool,
     policy: BadRecordPolicy,
     engine: Option<Engine>,
+    /// With `TSQL_SLT_WORKERS=n`: the engine as coordinator of n worker processes.
+    cluster: Option<(Engine, WorkerProcesses)>,
     writes: u64,
 }
+
+/// Worker processes (`tsql serve` on this data), stopped when dropped.
+struct WorkerProcesses {
+    children: Vec<std::process::Child>,
+    _config: tempfile::TempDir,
+}
+
+impl Drop for WorkerProcesses {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A free TCP port on 127.0.0.1.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// The cluster size asked for with `TSQL_SLT_WORKERS` (0: one node).
+fn cluster_size() -> usize {
+    std::env::var("TSQL_SLT_WORKERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+const CLUSTER_SECRET: &str = "sqllogictests-cluster-secret-0123456789";
 
 impl TsqlDb {
     fn new() -> Self {
@@ -57,6 +92,7 @@ impl TsqlDb {
             demo: false,
             policy: BadRecordPolicy::Fail,
             engine: None,
+            cluster: None,
             writes: 0,
         }
     }
@@ -92,6 +128,92 @@ impl TsqlDb {
             self.engine = Some(engine);
         }
         Ok(self.engine.as_ref().expect("just opened"))
+    }
+
+    /// The engine as coordinator of `n` worker processes reading the same
+    /// data, with `distributed = 'on'`: every query with an entity-table
+    /// scan runs over the workers.
+    async fn clustered(&mut self, n: usize) -> Result<Engine, TestError> {
+        if let Some((engine, _)) = &self.cluster {
+            return Ok(engine.clone());
+        }
+        let base = self.engine()?.clone();
+        let err = |e: &dyn std::fmt::Display| TestError(e.to_string());
+        let config = tempfile::tempdir().map_err(|e| err(&e))?;
+        let mut children = Vec::new();
+        let mut entries = Vec::new();
+        let extra = match std::env::var("TSQL_SLT_CONFIG") {
+            Ok(c) => std::fs::read_to_string(c).map_err(|e| err(&e))?,
+            Err(_) => String::new(),
+        };
+        let data = if self.demo {
+            "demo = true\n".to_string()
+        } else {
+            format!("data = {:?}\n", self.dir.path())
+        };
+        let policy = match self.policy {
+            BadRecordPolicy::Skip => "skip",
+            BadRecordPolicy::Fail => "fail",
+        };
+        for i in 0..n {
+            let port = free_port();
+            let text = format!(
+                "{data}on_bad_record = \"{policy}\"\nlisten = \"127.0.0.1:{}\"\ntrino_listen = \"\"\nmetrics_listen = \"\"\n\
+                 cluster_secret = \"{CLUSTER_SECRET}\"\nworker_listen = \"127.0.0.1:{port}\"\n\
+                 [[users]]\nname = \"slt\"\npassword_hash = \"{}\"\n{extra}",
+                free_port(),
+                tsql::config::hash_password("slt")
+            );
+            let path = config.path().join(format!("worker{i}.toml"));
+            std::fs::write(&path, text).map_err(|e| err(&e))?;
+            let child = std::process::Command::new(env!("CARGO_BIN_EXE_tsql"))
+                .args(["serve", "--config"])
+                .arg(&path)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .map_err(|e| err(&e))?;
+            children.push(child);
+            entries.push(format!("127.0.0.1:{port}"));
+        }
+        let processes = WorkerProcesses {
+            children,
+            _config: config,
+        };
+        for e in &entries {
+            let deadline = std::time::Instant::now() + Duration::from_secs(30);
+            while std::net::TcpStream::connect(e.as_str()).is_err() {
+                if std::time::Instant::now() > deadline {
+                    return Err(TestError(format!("worker {e} did not start in 30 s")));
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(|e| err(&e))?;
+        let settings = tsql::cluster::ClusterSettings {
+            workers: entries,
+            worker_listen: "127.0.0.1:0".into(),
+            worker_url: None,
+            secret: CLUSTER_SECRET.into(),
+            mode: tsql::cluster::Mode::On,
+            min_splits: None,
+        };
+        let cluster =
+            tsql::cluster::Cluster::start(settings, listener.local_addr().map_err(|e| err(&e))?)
+                .await
+                .map_err(|e| err(&e))?;
+        if cluster.workers.live().len() != n {
+            return Err(TestError(format!(
+                "only {} of {n} workers answer",
+                cluster.workers.live().len()
+            )));
+        }
+        let engine = base.with_cluster(cluster.clone()).map_err(|e| err(&e))?;
+        cluster.serve(listener);
+        self.cluster = Some((engine.clone(), processes));
+        Ok(engine)
     }
 
     fn path(&self, rel: &str) -> PathBuf {
@@ -134,6 +256,7 @@ impl TsqlDb {
             "tsql:demo" => {
                 self.demo = true;
                 self.engine = None;
+                self.cluster = None;
             }
             "tsql:option" => {
                 self.policy = match arg {
@@ -142,6 +265,7 @@ impl TsqlDb {
                     other => return Err(TestError(format!("unknown option {other}"))),
                 };
                 self.engine = None;
+                self.cluster = None;
             }
             "tsql:skipped" => {
                 let n = self.engine()?.skipped_records().0;
@@ -167,7 +291,11 @@ impl AsyncDB for TsqlDb {
                 .command(sql.trim_start())?
                 .expect("tsql: commands are handled"));
         }
-        let mut engine = self.engine()?.for_caller(&Caller::named("slt")).await;
+        let base = match cluster_size() {
+            0 => self.engine()?.clone(),
+            n => self.clustered(n).await?,
+        };
+        let mut engine = base.for_caller(&Caller::named("slt")).await;
         if let Ok(catalog) = std::env::var("TSQL_SLT_CATALOG") {
             let schema = std::env::var("TSQL_SLT_SCHEMA")
                 .unwrap_or_else(|_| tsql_entity_tables::SCHEMA.to_string());
@@ -261,6 +389,10 @@ fn main() {
             .to_string_lossy()
             .to_string();
         let mut runner = sqllogictest::Runner::new(|| async { Ok(TsqlDb::new()) });
+        if cluster_size() > 0 {
+            // Records marked `skipif cluster` hold for one process only.
+            runner.add_label("cluster");
+        }
         match runtime.block_on(runner.run_file_async(file)) {
             Ok(()) => {
                 passed += 1;
@@ -273,6 +405,17 @@ fn main() {
         }
     }
     println!("sqllogictests: {passed} passed, {failed} failed");
+    if cluster_size() > 0 {
+        let distributed = tsql::metrics::metrics().cluster_queries.get();
+        println!(
+            "sqllogictests: {distributed} queries ran over {} workers",
+            cluster_size()
+        );
+        if distributed == 0 {
+            println!("FAILED: with TSQL_SLT_WORKERS set, no query ran over the workers");
+            std::process::exit(1);
+        }
+    }
     if failed > 0 || files.is_empty() {
         std::process::exit(1);
     }

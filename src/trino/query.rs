@@ -46,6 +46,8 @@ pub struct TrinoQuery {
     /// Whether this is `DESCRIBE OUTPUT` (true) or `DESCRIBE INPUT` (false)
     /// of `sql` rather than `sql` itself.
     describe: Option<bool>,
+    /// The session's `distributed` setting (`X-Trino-Session`), when given.
+    distributed: Option<String>,
     created: Instant,
 }
 
@@ -103,6 +105,12 @@ pub enum PageError {
 }
 
 impl TrinoQuery {
+    /// This query under the session setting `distributed` (on, off, auto).
+    pub fn distributed(mut self, value: Option<String>) -> Self {
+        self.distributed = value;
+        self
+    }
+
     /// A query of `sql` by `caller` under the given defaults; nothing runs yet.
     pub fn new(id: String, caller: Caller, catalog: String, schema: String, sql: String) -> Self {
         TrinoQuery {
@@ -123,6 +131,7 @@ impl TrinoQuery {
             cancel_signal: tokio::sync::Notify::new(),
             stopper: std::sync::OnceLock::new(),
             describe: None,
+            distributed: None,
             created: Instant::now(),
         }
     }
@@ -305,7 +314,12 @@ impl TrinoQuery {
             .for_caller_reading(&self.caller, reads.as_deref())
             .await;
         super::jdbc::register(&engine);
-        let planned = match engine.with_defaults(&self.catalog, &self.schema) {
+        let planned = match engine
+            .with_defaults(&self.catalog, &self.schema)
+            .and_then(|e| match &self.distributed {
+                Some(v) => e.with_distributed(v),
+                None => Ok(e),
+            }) {
             Ok(engine) => {
                 let sql = self.sql.clone();
                 let catalog = self.catalog.clone();

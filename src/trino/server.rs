@@ -200,11 +200,11 @@ fn header_values(req: &Request<hyper::body::Incoming>, name: &str) -> String {
 
 /// Reads the session properties (`X-Trino-Session`) and capabilities
 /// (`X-Trino-Client-Capabilities`) a client sends with every statement.
-/// tsql has no session properties of its own and answers every client in
-/// one shape, so — as Trino clients expect of a server that accepted their
-/// `SET SESSION` — none of them fails the statement; they are logged at
-/// debug level.
-fn client_state(req: &Request<hyper::body::Incoming>) {
+/// tsql acts on one session property, `distributed` (returned); it answers
+/// every client in one shape, so — as Trino clients expect of a server
+/// that accepted their `SET SESSION` — no other property fails the
+/// statement; they are logged at debug level.
+fn client_state(req: &Request<hyper::body::Incoming>) -> Option<String> {
     let properties = session_properties(&header_values(req, "x-trino-session"));
     let capabilities =
         ClientCapabilities::parse(&header_values(req, "x-trino-client-capabilities"));
@@ -213,9 +213,13 @@ fn client_state(req: &Request<hyper::body::Incoming>) {
         tracing::debug!(
             ?names,
             ?capabilities,
-            "Trino session properties and client capabilities (tsql acts on none of them)"
+            "Trino session properties and client capabilities (tsql acts on `distributed` only)"
         );
     }
+    properties
+        .into_iter()
+        .find(|(n, _)| n == "distributed")
+        .map(|(_, v)| v)
 }
 
 impl FrontEnd {
@@ -377,7 +381,7 @@ impl FrontEnd {
         let prepared = header(&req, "x-trino-prepared-statement")
             .map(prepared_header)
             .unwrap_or_default();
-        client_state(&req);
+        let distributed = client_state(&req);
         let body = match req.into_body().collect().await {
             Ok(b) => b.to_bytes(),
             Err(e) => {
@@ -458,7 +462,8 @@ impl FrontEnd {
                 );
             }
         };
-        let mut query = TrinoQuery::new(id.clone(), caller, catalog, schema, sql);
+        let mut query =
+            TrinoQuery::new(id.clone(), caller, catalog, schema, sql).distributed(distributed);
         if let Some(output) = describe {
             query = query.describing(output);
         }

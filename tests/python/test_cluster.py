@@ -1,0 +1,185 @@
+"""A tsql cluster of real processes on 127.0.0.1: a coordinator and workers
+(each `tsql serve` with the demo data, which every process writes to the same
+folder: the shared volume local files need). Queries run with `distributed`
+forced on and off through the Trino protocol and must agree; every worker
+must have run fragments; a node with another cluster_secret is refused; a
+worker killed mid-query fails the query with UNAVAILABLE naming it, the
+coordinator keeps serving, and a worker that comes back is used again."""
+
+import re
+import socket
+import subprocess
+import threading
+import time
+import urllib.request
+
+import pytest
+import trino
+
+from conftest import Server
+
+SECRET = "test-cluster-secret-0123456789-abcdef"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def metric(port, name):
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    m = re.search(rf"^{name} (\S+)$", text, re.M)
+    return float(m.group(1)) if m else None
+
+
+class Node:
+    """One `tsql serve` of the cluster, with its worker and metrics ports."""
+
+    def __init__(self, tmp, name, secret=SECRET, workers=(), worker_port=None, extra=""):
+        self.worker_port = worker_port or free_port()
+        self.metrics_port = free_port()
+        self.trino_port = free_port()
+        listed = ", ".join(f'"127.0.0.1:{w}"' for w in workers)
+        config = tmp / f"{name}.toml"
+        config.write_text(
+            f'demo = true\ntrino_listen = "127.0.0.1:{self.trino_port}"\n'
+            f'metrics_listen = "127.0.0.1:{self.metrics_port}"\ncluster_secret = "{secret}"\n'
+            f'worker_listen = "127.0.0.1:{self.worker_port}"\n'
+            + (f"workers = [{listed}]\n" if workers else "") + extra)
+        self.server = Server(["--config", str(config)])
+
+    def metric(self, name):
+        return metric(self.metrics_port, name)
+
+    def query(self, sql, distributed=None):
+        props = {"distributed": distributed} if distributed else {}
+        conn = trino.dbapi.connect(host="127.0.0.1", port=self.trino_port, user="admin",
+                                   session_properties=props)
+        cur = conn.cursor()
+        cur.execute(sql)
+        return cur.fetchall()
+
+    def stop(self):
+        self.server.stop()
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("cluster")
+    workers = [Node(tmp, f"worker{i}") for i in range(3)]
+    coordinator = Node(tmp, "coordinator", workers=[w.worker_port for w in workers])
+    yield coordinator, workers
+    for n in [coordinator, *workers]:
+        n.stop()
+
+
+QUERIES = [
+    "SELECT channel, count(*), max(priority), min(customer_name) FROM orders GROUP BY channel ORDER BY channel",
+    "SELECT o.channel, count(*), count(DISTINCT l.sku) FROM orders o JOIN orders_lines l "
+    "ON o.entity_id = l.entity_id GROUP BY 1 ORDER BY 1",
+    "SELECT entity_id, orderid FROM orders ORDER BY orderid DESC LIMIT 5",
+    "SELECT count(*) FROM orders WHERE entity_id IN (SELECT entity_id FROM orders_lines WHERE qty > 3)",
+    "SELECT customer_tier, row_number() OVER (ORDER BY customer_tier) FROM "
+    "(SELECT DISTINCT customer_tier FROM orders WHERE customer_tier IS NOT NULL) ORDER BY 1",
+    "SELECT count(*) FROM orders WHERE point_time = TIMESTAMP '2000-01-01 00:00:00'",
+]
+
+
+def test_distributed_answers_equal_one_node_and_spread_over_every_worker(cluster):
+    coordinator, workers = cluster
+    before = [w.metric("tsql_cluster_fragments_total") for w in workers]
+    planned = coordinator.metric("tsql_cluster_distributed_queries_total")
+    for sql in QUERIES:
+        assert coordinator.query(sql, "on") == coordinator.query(sql, "off"), sql
+    after = [w.metric("tsql_cluster_fragments_total") for w in workers]
+    assert all(a > b for a, b in zip(after, before)), (before, after)
+    # All but the last: at an instant before any revision the scan has no
+    # splits, and a plan with nothing to spread stays on the coordinator.
+    assert coordinator.metric("tsql_cluster_distributed_queries_total") == planned + len(QUERIES) - 1
+    assert coordinator.metric("tsql_cluster_workers") == 3
+
+
+def test_explain_shows_stages_tasks_and_workers(cluster):
+    coordinator, workers = cluster
+    text = "\n".join(r[1] for r in coordinator.query(
+        "EXPLAIN SELECT channel, count(*) FROM orders GROUP BY channel", "on"))
+    assert "Stage" in text and "tasks=" in text, text
+    assert "ClusterScanExec" in text
+    for w in workers:
+        assert f"127.0.0.1:{w.worker_port}" in text
+    local = "\n".join(r[1] for r in coordinator.query(
+        "EXPLAIN SELECT channel, count(*) FROM orders GROUP BY channel", "off"))
+    assert "Stage" not in local
+
+
+def test_a_bad_session_value_is_a_clear_error(cluster):
+    coordinator, _ = cluster
+    with pytest.raises(trino.exceptions.TrinoUserError, match="'on', 'off' or 'auto'"):
+        coordinator.query("SELECT 1", "sometimes")
+
+
+def test_fragments_without_the_cluster_secret_are_refused(cluster, tmp_path):
+    coordinator, workers = cluster
+    refused = [w.metric("tsql_cluster_refused_total") for w in workers]
+    stranger = Node(tmp_path, "stranger", secret="another-secret-0123456789-0123456789",
+                    workers=[w.worker_port for w in workers])
+    try:
+        with pytest.raises(trino.exceptions.TrinoQueryError) as e:
+            stranger.query("SELECT channel, count(*) FROM orders GROUP BY channel", "on")
+        assert "task pass" in str(e.value) or "cluster" in str(e.value), e.value
+        assert sum(w.metric("tsql_cluster_refused_total") for w in workers) > sum(refused)
+        assert sum(w.metric("tsql_cluster_fragments_total") for w in workers) > 0
+    finally:
+        stranger.stop()
+
+
+def test_a_worker_killed_mid_query_fails_it_and_the_cluster_goes_on(tmp_path):
+    workers = [Node(tmp_path, f"w{i}") for i in range(2)]
+    coordinator = Node(tmp_path, "c", workers=[w.worker_port for w in workers])
+    try:
+        slow = ("SELECT count(*) FROM orders_lines a JOIN orders_lines b ON a.sku <> b.sku "
+                "JOIN orders c ON c.entity_id = a.entity_id")
+        outcome = {}
+
+        def run():
+            started = time.time()
+            try:
+                outcome["rows"] = coordinator.query(slow, "on")
+            except Exception as e:  # noqa: BLE001 - the error is what is checked
+                outcome["error"] = e
+            outcome["seconds"] = time.time() - started
+
+        t = threading.Thread(target=run)
+        t.start()
+        deadline = time.time() + 30
+        while workers[1].metric("tsql_cluster_fragments_total") == 0 and time.time() < deadline:
+            time.sleep(0.1)
+        time.sleep(0.5)
+        workers[1].server.proc.kill()
+        t.join(60)
+        assert not t.is_alive(), "the query hung after its worker died"
+        assert "error" in outcome, outcome
+        message = str(outcome["error"])
+        assert f"127.0.0.1:{workers[1].worker_port}" in message, message
+        assert "stopped answering" in message, message
+        # The coordinator keeps serving; the dead worker is left out.
+        deadline = time.time() + 15
+        while coordinator.metric("tsql_cluster_workers") != 1 and time.time() < deadline:
+            time.sleep(0.2)
+        assert coordinator.metric("tsql_cluster_workers") == 1
+        q = "SELECT channel, count(*) FROM orders GROUP BY channel ORDER BY 1"
+        assert coordinator.query(q, "on") == coordinator.query(q, "off")
+        # A worker that answers again (same address) is used without a restart.
+        back = Node(tmp_path, "w1-again", worker_port=workers[1].worker_port)
+        workers[1] = back
+        deadline = time.time() + 15
+        while coordinator.metric("tsql_cluster_workers") != 2 and time.time() < deadline:
+            time.sleep(0.2)
+        assert coordinator.metric("tsql_cluster_workers") == 2
+        for _ in range(4):
+            coordinator.query(q, "on")
+        assert back.metric("tsql_cluster_fragments_total") > 0
+    finally:
+        for n in [coordinator, *workers]:
+            n.stop()
