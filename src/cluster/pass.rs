@@ -52,6 +52,15 @@ impl PassKey {
         URL_SAFE_NO_PAD.encode(self.sealer.seal(PURPOSE, body.to_string().as_bytes()))
     }
 
+    /// The caller named by the pass in a request's [`PASS_HEADER`] (its
+    /// text, when the header is there and is text).
+    pub fn open_header(&self, value: Option<&str>) -> Result<Caller, String> {
+        match value {
+            Some(pass) => self.open(pass),
+            None => Err("this is a tsql worker port: it runs plan fragments of its own cluster only (requests need a task pass sealed with the cluster_secret)".into()),
+        }
+    }
+
     /// The caller a pass names, if this key sealed it and it has not expired.
     pub fn open(&self, pass: &str) -> Result<Caller, String> {
         let refused = "the request carries no valid task pass of this cluster: every node must have the same `cluster_secret`";

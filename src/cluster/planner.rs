@@ -37,6 +37,7 @@ impl ClusterPlanner {
     /// scans have at least `min_splits` splits.
     pub fn new(workers: Workers, min_splits: usize) -> ClusterPlanner {
         let distributed = SessionStateBuilder::new()
+            .with_query_planner(Arc::new(Planned))
             .with_distributed_planner()
             .build()
             .query_planner()
@@ -46,6 +47,33 @@ impl ClusterPlanner {
             workers,
             min_splits: min_splits.max(1),
         }
+    }
+}
+
+tokio::task_local! {
+    /// The plan [`Planned`] hands over: the one made for the query at hand.
+    static PLANNED: Arc<dyn ExecutionPlan>;
+}
+
+/// The planner datafusion-distributed starts from: it hands over the plan
+/// already made for the query (in [`PLANNED`]), so a distributed query's
+/// scans are not planned, and their sources asked (Cassandra's size
+/// estimates), a second time.
+#[derive(Debug)]
+struct Planned;
+
+#[async_trait]
+impl QueryPlanner for Planned {
+    async fn create_physical_plan(
+        &self,
+        _logical_plan: &LogicalPlan,
+        _session: &dyn Session,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        PLANNED.try_with(Arc::clone).map_err(|_| {
+            datafusion::error::DataFusionError::Internal(
+                "the distributed planner ran outside the cluster planner".into(),
+            )
+        })
     }
 }
 
@@ -109,8 +137,11 @@ impl ClusterPlanner {
         if splits == 0 || (mode == Mode::Auto && splits < self.min_splits) {
             return Ok(plan);
         }
-        self.distributed
-            .create_physical_plan(&wrapped, session)
+        PLANNED
+            .scope(
+                plan,
+                self.distributed.create_physical_plan(&wrapped, session),
+            )
             .await
     }
 }
