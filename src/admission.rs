@@ -2,9 +2,12 @@
 //! `per_user` of one user; others wait in a queue of at most `max_queued`,
 //! beyond which a query is refused at once. A query that waits or runs
 //! longer than `timeout` (or its user's own timeout) ends with DEADLINE_EXCEEDED.
+//! On a node of a cluster the queries the other coordinators run count too:
+//! a query starts only while the cluster runs fewer than
+//! `cluster_max_running_queries` ([`ClusterGate`]).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -66,7 +69,31 @@ pub struct Admission {
     running: Arc<Semaphore>,
     users: Mutex<HashMap<Owner, Arc<Semaphore>>>,
     queued: Mutex<usize>,
+    cluster: OnceLock<ClusterGate>,
 }
+
+/// The cluster-wide limit of a coordinator: how many queries the whole
+/// cluster may run, and how many the other coordinators run now (as the
+/// workers last reported, every couple of seconds: the cluster may briefly
+/// run a few more when coordinators admit at the same moment).
+pub struct ClusterGate {
+    /// `cluster_max_running_queries`.
+    pub limit: usize,
+    /// Queries the other coordinators run.
+    pub elsewhere: Box<dyn Fn() -> usize + Send + Sync>,
+}
+
+impl std::fmt::Debug for ClusterGate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterGate")
+            .field("limit", &self.limit)
+            .field("elsewhere", &(self.elsewhere)())
+            .finish()
+    }
+}
+
+/// How often a query waiting for the cluster looks again.
+const CLUSTER_POLL: Duration = Duration::from_millis(100);
 
 /// Counts a query in `tsql_queries_running` while it lives.
 #[derive(Debug)]
@@ -99,6 +126,15 @@ pub struct Ticket {
     pub queued_for: Duration,
 }
 
+/// Counts a query in `tsql_queries_queued` while it waits for the cluster.
+struct QueueGauge;
+
+impl Drop for QueueGauge {
+    fn drop(&mut self) {
+        crate::metrics::metrics().queued.dec();
+    }
+}
+
 struct QueueSlot<'a>(&'a Mutex<usize>);
 
 impl Drop for QueueSlot<'_> {
@@ -116,6 +152,58 @@ impl Admission {
             users: Mutex::new(HashMap::new()),
             queued: Mutex::new(0),
             settings,
+            cluster: OnceLock::new(),
+        }
+    }
+
+    /// From now on, queries also wait for room in the cluster (`gate`).
+    pub fn join_cluster(&self, gate: ClusterGate) {
+        let _ = self.cluster.set(gate);
+    }
+
+    /// Queries running on this node now.
+    fn running_here(&self) -> usize {
+        self.settings.max_running.max(1) - self.running.available_permits()
+    }
+
+    /// Waits, with `ticket` held, until the cluster runs no more than its
+    /// limit (this query included).
+    async fn cluster_turn(
+        &self,
+        ticket: Ticket,
+        owner: &Owner,
+        started: Instant,
+    ) -> Result<Ticket, Status> {
+        let Some(gate) = self.cluster.get() else {
+            return Ok(ticket);
+        };
+        let busy = || self.running_here() + (gate.elsewhere)() > gate.limit.max(1);
+        if !busy() {
+            return Ok(ticket);
+        }
+        crate::metrics::metrics().queued.inc();
+        let _slot = QueueGauge;
+        loop {
+            if let Some(d) = ticket.deadline
+                && Instant::now() >= d
+            {
+                return Err(Status::deadline_exceeded(format!(
+                    "the query waited {:.1} s for room in the cluster and did not start within query_timeout_seconds ({} s): {} queries run on this coordinator and {} on the others (cluster_max_running_queries = {}); try again later",
+                    started.elapsed().as_secs_f64(),
+                    ticket.limit.map_or(0, |t| t.as_secs()),
+                    self.running_here().saturating_sub(1),
+                    (gate.elsewhere)(),
+                    gate.limit
+                )));
+            }
+            tokio::time::sleep(CLUSTER_POLL).await;
+            if !busy() {
+                tracing::debug!("admission: a query of {owner} got room in the cluster");
+                return Ok(Ticket {
+                    queued_for: started.elapsed(),
+                    ..ticket
+                });
+            }
         }
     }
 
@@ -148,16 +236,17 @@ impl Admission {
             user_slots.clone().try_acquire_owned(),
             self.running.clone().try_acquire_owned(),
         ) {
-            return Ok(Ticket {
+            let ticket = Ticket {
                 _gauge: RunningGauge::new(),
                 _running: r,
                 _user: u,
                 deadline,
                 limit: timeout,
                 queued_for: Duration::ZERO,
-            });
+            };
+            return self.cluster_turn(ticket, owner, started).await;
         }
-        let _slot = {
+        let slot = {
             let mut queued = self.queued.lock().expect("not poisoned");
             if *queued >= self.settings.max_queued {
                 crate::metrics::metrics().refused.inc();
@@ -194,14 +283,16 @@ impl Admission {
             })?,
             None => wait.await,
         };
-        Ok(Ticket {
+        drop(slot);
+        let ticket = Ticket {
             _gauge: RunningGauge::new(),
             _running: r,
             _user: u,
             deadline,
             limit: timeout,
             queued_for: started.elapsed(),
-        })
+        };
+        self.cluster_turn(ticket, owner, started).await
     }
 }
 
@@ -259,6 +350,37 @@ mod tests {
             AdmissionSettings::default().timeout,
             Some(DEFAULT_QUERY_TIMEOUT)
         );
+    }
+
+    #[tokio::test]
+    async fn queries_elsewhere_in_the_cluster_count() {
+        let elsewhere = Arc::new(std::sync::atomic::AtomicUsize::new(2));
+        let a = Arc::new(Admission::new(settings(4, 4, 4, 300)));
+        let seen = elsewhere.clone();
+        a.join_cluster(ClusterGate {
+            limit: 3,
+            elsewhere: Box::new(move || seen.load(std::sync::atomic::Ordering::Relaxed)),
+        });
+        // 2 elsewhere + 1 here: room for exactly one.
+        let first = a.admit(&Owner::local("ann")).await.unwrap();
+        let e = a.admit(&Owner::local("bob")).await.unwrap_err();
+        assert_eq!(e.code(), tonic::Code::DeadlineExceeded);
+        assert!(
+            e.message().contains("cluster_max_running_queries = 3"),
+            "{}",
+            e.message()
+        );
+        assert!(e.message().contains("2 on the others"), "{}", e.message());
+        // The others finish: the waiting query starts.
+        let waiting = {
+            let a = a.clone();
+            tokio::spawn(async move { a.admit(&Owner::local("cy")).await.map(|t| t.queued_for) })
+        };
+        tokio::time::sleep(Duration::from_millis(120)).await;
+        elsewhere.store(0, std::sync::atomic::Ordering::Relaxed);
+        let waited = waiting.await.unwrap().unwrap();
+        assert!(waited >= Duration::from_millis(100), "{waited:?}");
+        drop(first);
     }
 
     #[tokio::test]

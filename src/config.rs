@@ -123,6 +123,9 @@ pub struct FileConfig {
     /// Under `auto`, a query runs over the workers when its scans have at
     /// least this many splits (default: twice this node's query threads).
     pub distribute_min_splits: Option<usize>,
+    /// Queries the whole cluster runs at once, counted over every
+    /// coordinator (default: this node's `max_running_queries`).
+    pub cluster_max_running_queries: Option<usize>,
     /// Sources besides (or instead of) `data`/`demo`, each its own catalog.
     #[serde(default, rename = "source")]
     pub sources: Vec<SourceConfig>,

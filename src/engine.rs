@@ -302,8 +302,10 @@ impl Engine {
         let min_splits = settings
             .min_splits
             .unwrap_or(2 * crate::container::query_threads());
-        let mut options = crate::cluster::ClusterSessionOptions::default();
-        options.distributed = settings.mode.name().to_string();
+        let options = crate::cluster::ClusterSessionOptions {
+            distributed: settings.mode.name().to_string(),
+            ..Default::default()
+        };
         let mut builder = SessionStateBuilder::new_from_existing(self.ctx.state())
             .with_distributed_planner()
             .with_query_planner(Arc::new(crate::cluster::ClusterPlanner::new(
@@ -339,6 +341,22 @@ impl Engine {
         self.cluster.as_ref()
     }
 
+    /// The `distributed` setting this engine's queries plan under: the
+    /// session's or the config's, `off` on a node without a cluster.
+    pub fn distributed(&self) -> &'static str {
+        if self.cluster.is_none() {
+            return crate::cluster::Mode::Off.name();
+        }
+        self.ctx
+            .state()
+            .config()
+            .options()
+            .extensions
+            .get::<crate::cluster::ClusterSessionOptions>()
+            .map_or(crate::cluster::Mode::Auto, |o| o.mode())
+            .name()
+    }
+
     /// This engine with the session setting `distributed` (`on`, `off`,
     /// `auto`); an error names the values when `value` is none of them or
     /// when this node has no cluster.
@@ -353,6 +371,14 @@ impl Engine {
             }
             return Ok(self.clone());
         }
+        Ok(self.with_cluster_options(|o| o.distributed = mode.name().to_string()))
+    }
+
+    /// This engine with its session's cluster options changed by `change`.
+    fn with_cluster_options(
+        &self,
+        change: impl FnOnce(&mut crate::cluster::ClusterSessionOptions),
+    ) -> Engine {
         let mut state = self.ctx.state();
         if let Some(o) = state
             .config_mut()
@@ -360,12 +386,22 @@ impl Engine {
             .extensions
             .get_mut::<crate::cluster::ClusterSessionOptions>()
         {
-            o.distributed = mode.name().to_string();
+            change(o);
         }
-        Ok(Engine {
+        Engine {
             ctx: SessionContext::new_with_state(state),
             ..self.clone()
-        })
+        }
+    }
+
+    /// This engine planning for the query `id` (as the query view names
+    /// it): the stages of a distributed plan report their progress under it.
+    /// Without a cluster, the engine itself.
+    pub fn with_query_id(&self, id: &str) -> Engine {
+        if self.cluster.is_none() {
+            return self.clone();
+        }
+        self.with_cluster_options(|o| o.query_id = id.to_string())
     }
 
     /// Bytes the query memory pool holds now.

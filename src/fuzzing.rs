@@ -39,6 +39,15 @@ const CATALOG: &str = "cyoda";
 /// The schema of the demo data.
 const SCHEMA: &str = "entities";
 
+/// The planning defaults of fuzzed tickets.
+fn ticket_defaults() -> crate::flight::session::QueryDefaults {
+    crate::flight::session::QueryDefaults {
+        catalog: CATALOG.into(),
+        schema: SCHEMA.into(),
+        distributed: None,
+    }
+}
+
 /// What every target shares: built once per process.
 struct Harness {
     runtime: tokio::runtime::Runtime,
@@ -207,7 +216,7 @@ pub fn ticket(data: &[u8]) {
     let _ = sealer.open(TICKET_PURPOSE, data);
 
     let mut t = QueryTicket::decode(data).unwrap_or_else(|_| {
-        let mut t = QueryTicket::new(&ann, CATALOG, SCHEMA);
+        let mut t = QueryTicket::new(&ann, &ticket_defaults());
         t.sql = String::from_utf8_lossy(data).into_owned();
         t
     });
@@ -406,7 +415,7 @@ pub mod seeds {
     use arrow_flight::{CancelFlightInfoRequest, FlightEndpoint, FlightInfo, Ticket};
     use prost::Message;
 
-    use super::{ACTIONS, CATALOG, SCHEMA, fuzz_sealer};
+    use super::{ACTIONS, CATALOG, SCHEMA, fuzz_sealer, ticket_defaults};
     use crate::caller::Owner;
     use crate::flight::session_protocol::{SessionOptionValue, SetSessionOptionsRequest};
     use crate::flight::ticket::QueryTicket;
@@ -414,9 +423,9 @@ pub mod seeds {
     /// Real tickets sealed with the fuzzing key (they expire after 12
     /// hours, as every ticket does), and their plain protobuf bytes.
     pub fn tickets() -> Vec<Vec<u8>> {
-        let mut t = QueryTicket::new(&Owner::local("ann"), CATALOG, SCHEMA);
+        let mut t = QueryTicket::new(&Owner::local("ann"), &ticket_defaults());
         t.sql = "SELECT count(*) FROM orders".into();
-        let mut tenant = QueryTicket::new(&Owner::of_tenant("acme", "bob"), CATALOG, SCHEMA);
+        let mut tenant = QueryTicket::new(&Owner::of_tenant("acme", "bob"), &ticket_defaults());
         tenant.prepared = b"0123456789abcdef".to_vec();
         vec![
             t.seal(fuzz_sealer()),
@@ -525,7 +534,7 @@ pub mod seeds {
         }
         out.push(routed(1, statement.clone()));
         out.push(routed(2, statement));
-        let mut t = QueryTicket::new(&Owner::local("fuzz"), CATALOG, SCHEMA);
+        let mut t = QueryTicket::new(&Owner::local("fuzz"), &ticket_defaults());
         t.sql = "SELECT 1".into();
         let ticket = TicketStatementQuery {
             statement_handle: t.seal(fuzz_sealer()).into(),

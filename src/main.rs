@@ -679,6 +679,18 @@ async fn serve(args: ServeArgs) -> datafusion::error::Result<()> {
         file.shutdown_grace().map_err(usage_error)?,
     )
     .map_err(usage_error)?;
+    if let Some(cluster) = serving.engine.cluster() {
+        let workers = cluster.workers.clone();
+        serving
+            .admission
+            .join_cluster(tsql::admission::ClusterGate {
+                limit: cluster
+                    .settings
+                    .max_running
+                    .unwrap_or(serving.admission.settings().max_running),
+                elsewhere: Box::new(move || workers.running_elsewhere()),
+            });
+    }
     let listening = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     serve_metrics(&plan, &serving, listening.clone()).await?;
     serve_trino(&plan, &serving).await?;
@@ -799,6 +811,8 @@ async fn serve_metrics(
         m.spill_files.set(files as i64);
         if let Some(c) = gauge_engine.cluster() {
             m.cluster_workers.set(c.workers.live().len() as i64);
+            m.cluster_running_elsewhere
+                .set(c.workers.running_elsewhere() as i64);
         }
     });
     match tsql::metrics::serve_metrics(addr, ready, refresh).await {

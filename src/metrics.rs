@@ -50,6 +50,8 @@ pub struct Metrics {
     pub spill_exhausted: IntCounter,
     /// Workers of the cluster that answered the last health check.
     pub cluster_workers: IntGauge,
+    /// Queries the other coordinators of the cluster run, as the workers last said.
+    pub cluster_running_elsewhere: IntGauge,
     /// Queries this node planned over the cluster's workers.
     pub cluster_queries: IntCounter,
     /// Plan fragments this node ran as a worker.
@@ -143,6 +145,10 @@ impl Metrics {
                 "tsql_cluster_workers",
                 "Workers of the cluster that answered the last health check",
             ),
+            cluster_running_elsewhere: gauge(
+                "tsql_cluster_running_elsewhere",
+                "Queries the other coordinators of the cluster run, as the workers last reported (counted by cluster_max_running_queries)",
+            ),
             cluster_queries: counter(
                 "tsql_cluster_distributed_queries_total",
                 "Queries this node planned over the cluster's workers",
@@ -177,6 +183,7 @@ impl Metrics {
             &m.spill_files,
             &m.spill_limit,
             &m.cluster_workers,
+            &m.cluster_running_elsewhere,
         ] {
             r.register(Box::new(g.clone())).expect("registers once");
         }

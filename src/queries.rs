@@ -1,6 +1,7 @@
 //! The live query view: every query the server admits, while it waits, runs,
 //! and for a while after it ended (bounded history), readable as the table
-//! `system.runtime.queries`.
+//! `system.runtime.queries`; a distributed query's stages and how far their
+//! tasks are show in its `stages` column ([`crate::cluster::StageBoard`]).
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -151,6 +152,7 @@ pub fn queries_schema() -> SchemaRef {
         Field::new("peak_memory", DataType::UInt64, false),
         Field::new("error", DataType::Utf8, true),
         Field::new("tenant", DataType::Utf8, true),
+        Field::new("stages", DataType::Utf8, true),
     ]))
 }
 
@@ -227,6 +229,7 @@ impl QueryLog {
         let mut cols: (Vec<String>, Vec<String>, Vec<&'static str>, Vec<String>) =
             Default::default();
         let mut tenants: Vec<Option<String>> = Vec::new();
+        let mut stages: Vec<Option<String>> = Vec::new();
         let (mut started, mut queued, mut elapsed, mut rows, mut bytes, mut peak, mut error) = (
             Vec::new(),
             Vec::new(),
@@ -258,6 +261,7 @@ impl QueryLog {
             bytes.push(r.bytes);
             peak.push(r.peak_memory);
             error.push(r.error.clone());
+            stages.push(crate::cluster::stage_boards().describe(&r.id));
         }
         let columns: Vec<ArrayRef> = vec![
             Arc::new(StringArray::from(cols.0)),
@@ -272,6 +276,7 @@ impl QueryLog {
             Arc::new(UInt64Array::from(peak)),
             Arc::new(StringArray::from(error)),
             Arc::new(StringArray::from(tenants)),
+            Arc::new(StringArray::from(stages)),
         ];
         RecordBatch::try_new(queries_schema(), columns).expect("columns match the schema")
     }

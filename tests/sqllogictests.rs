@@ -199,6 +199,7 @@ impl TsqlDb {
             secret: CLUSTER_SECRET.into(),
             mode: tsql::cluster::Mode::On,
             min_splits: None,
+            max_running: None,
         };
         let cluster =
             tsql::cluster::Cluster::start(settings, listener.local_addr().map_err(|e| err(&e))?)
@@ -296,6 +297,10 @@ impl AsyncDB for TsqlDb {
             n => self.clustered(n).await?,
         };
         let mut engine = base.for_caller(&Caller::named("slt")).await;
+        if cluster_size() > 0 {
+            // Stages of distributed plans carry progress markers, as a served query's do.
+            engine = engine.with_query_id(&tsql::queries::new_query_id());
+        }
         if let Ok(catalog) = std::env::var("TSQL_SLT_CATALOG") {
             let schema = std::env::var("TSQL_SLT_SCHEMA")
                 .unwrap_or_else(|_| tsql_entity_tables::SCHEMA.to_string());

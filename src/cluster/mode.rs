@@ -42,6 +42,8 @@ extensions_options! {
     pub struct ClusterSessionOptions {
         /// `on`, `off` or `auto` (see [`Mode`]).
         pub distributed: String, default = "auto".to_string()
+        /// The tsql query id being planned (for per-stage progress); empty when none.
+        pub query_id: String, default = String::new()
     }
 }
 

@@ -63,7 +63,7 @@ impl Cluster {
                     .map_err(|e| DataFusionError::Plan(format!("worker_url: {e}")))?
             }
         };
-        let workers = Workers::start(settings.workers.clone()).await;
+        let workers = Workers::start(settings.workers.clone(), pass.clone()).await;
         let channels = Channels::default();
         let engine = Arc::new(OnceLock::new());
         let sessions = WorkerSessions {
@@ -112,11 +112,13 @@ impl Cluster {
             }
         };
         let service = self.worker.clone().into_worker_server();
+        let status = super::status::StatusService::default();
         let incoming = tokio_stream_of(listener);
         tokio::spawn(async move {
             let served = tonic::transport::Server::builder()
                 .layer(tonic::service::InterceptorLayer::new(check))
                 .add_service(service)
+                .add_service(status)
                 .serve_with_incoming(incoming)
                 .await;
             if let Err(e) = served {

@@ -21,8 +21,10 @@ use datafusion_distributed::{
 };
 
 use super::mode::{ClusterSessionOptions, Mode};
+use super::progress::{mark_stages, stage_boards};
 use super::scan::{ClusterScanExec, ClusterTable};
 use super::workers::{Workers, unavailable};
+use datafusion_distributed::WorkerResolver;
 
 /// Plans queries of a coordinator.
 #[derive(Debug)]
@@ -77,6 +79,17 @@ impl QueryPlanner for Planned {
     }
 }
 
+/// The tsql query id the session plans for (empty when none is set).
+fn query_of(session: &dyn Session) -> String {
+    session
+        .config()
+        .options()
+        .extensions
+        .get::<ClusterSessionOptions>()
+        .map(|o| o.query_id.clone())
+        .unwrap_or_default()
+}
+
 /// The session's `distributed` mode.
 pub fn mode_of(session: &dyn Session) -> Mode {
     session
@@ -100,9 +113,16 @@ impl QueryPlanner for ClusterPlanner {
         {
             return Ok(explained);
         }
-        let plan = self.plan(logical_plan, session).await?;
+        let mut plan = self.plan(logical_plan, session).await?;
         if plan.is::<datafusion_distributed::DistributedExec>() {
             crate::metrics::metrics().cluster_queries.inc();
+            // Stages report their progress under the query's id.
+            let query = query_of(session);
+            if !query.is_empty() {
+                let (marked, stages) = mark_stages(plan, &query)?;
+                stage_boards().open(&query, stages);
+                plan = marked;
+            }
             return Ok(Arc::new(super::faults::WorkerFaultsExec::new(
                 plan,
                 self.workers.clone(),
@@ -127,9 +147,13 @@ impl ClusterPlanner {
             return local.create_physical_plan(logical_plan, session).await;
         }
         if workers == 0 {
-            return Err(unavailable(
-                "distributed = 'on', but no worker of the cluster answers: check the workers, or SET SESSION distributed = 'auto'",
-            ));
+            let why = match self.workers.get_urls() {
+                Err(e) => e.to_string(),
+                Ok(_) => "no worker of the cluster answers".into(),
+            };
+            return Err(unavailable(format!(
+                "distributed = 'on', but {why}; or SET SESSION distributed = 'auto'"
+            )));
         }
         let wrapped = wrap_scans(logical_plan, session, workers)?;
         let plan = local.create_physical_plan(&wrapped, session).await?;

@@ -22,6 +22,9 @@ pub struct ClusterSettings {
     pub mode: Mode,
     /// Splits from which `auto` distributes; `None`: twice the query threads.
     pub min_splits: Option<usize>,
+    /// Queries the cluster runs at once, over all coordinators; `None`:
+    /// this node's `max_running_queries`.
+    pub max_running: Option<usize>,
 }
 
 impl ClusterSettings {
@@ -71,6 +74,9 @@ impl ClusterSettings {
         if file.distribute_min_splits == Some(0) {
             return Err("distribute_min_splits must be 1 or more".into());
         }
+        if file.cluster_max_running_queries == Some(0) {
+            return Err("cluster_max_running_queries must be 1 or more".into());
+        }
         Ok(Some(ClusterSettings {
             workers,
             worker_listen,
@@ -78,6 +84,7 @@ impl ClusterSettings {
             secret,
             mode,
             min_splits: file.distribute_min_splits,
+            max_running: file.cluster_max_running_queries,
         }))
     }
 }

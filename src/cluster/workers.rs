@@ -1,11 +1,14 @@
 //! Where the workers are: the `workers` list (host:port entries; a name
 //! resolves to all its addresses, as a Kubernetes headless Service does),
-//! resolved again and health-checked every few seconds. A worker that stops
-//! answering is left out of new plans until it answers again; a new address
-//! behind the name is used from the next refresh on, without a restart.
+//! resolved again and asked for their status every few seconds
+//! ([`super::status`]). A worker that stops answering, or refuses this
+//! node's pass, is left out of new plans until it answers again; a new
+//! address behind the name is used from the next refresh on, without a
+//! restart.
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -13,8 +16,13 @@ use async_trait::async_trait;
 use datafusion::error::{DataFusionError, Result};
 use datafusion_distributed::grpc::{BoxCloneSyncChannel, create_worker_client};
 use datafusion_distributed::{ChannelResolver, WorkerChannel, WorkerResolver};
-use tonic::transport::Endpoint;
+use tonic::transport::{Channel, Endpoint};
 use url::Url;
+
+use super::pass::PassKey;
+use super::progress::{node_id, stage_boards};
+use super::status::{StatusRequest, ask};
+use crate::caller::Caller;
 
 /// How often the workers are resolved and checked.
 pub const REFRESH: Duration = Duration::from_secs(2);
@@ -27,33 +35,29 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 pub struct Workers {
     live: Arc<RwLock<Vec<Url>>>,
     known: Arc<RwLock<BTreeSet<Url>>>,
+    refusing: Arc<RwLock<Vec<Url>>>,
+    elsewhere: Arc<AtomicUsize>,
+    status_channels: Arc<Mutex<HashMap<Url, Channel>>>,
 }
 
 impl Workers {
-    /// Workers found from `entries` (host:port each), refreshed every
-    /// [`REFRESH`] on the current tokio runtime. The first resolution is
-    /// done before this returns.
-    pub async fn start(entries: Vec<String>) -> Workers {
+    /// Workers found from `entries` (host:port each), asked for their
+    /// status with passes of `pass` every [`REFRESH`] on the current tokio
+    /// runtime. The first round is done before this returns.
+    pub async fn start(entries: Vec<String>, pass: Arc<PassKey>) -> Workers {
         let workers = Workers::default();
-        workers.refresh(&entries).await;
+        workers.refresh(&entries, &pass).await;
         let w = workers.clone();
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(REFRESH).await;
-                w.refresh(&entries).await;
+                w.refresh(&entries, &pass).await;
             }
         });
         workers
     }
 
-    /// Workers at fixed URLs, never checked (for tests).
-    pub fn fixed(urls: Vec<Url>) -> Workers {
-        let w = Workers::default();
-        *w.live.write().expect("not poisoned") = urls;
-        w
-    }
-
-    /// The workers that answered the last check.
+    /// The workers that answered the last status call.
     pub fn live(&self) -> Vec<Url> {
         self.live.read().expect("not poisoned").clone()
     }
@@ -68,7 +72,19 @@ impl Workers {
             .collect()
     }
 
-    async fn refresh(&self, entries: &[String]) {
+    /// Workers that answered but refused this node's pass (another `cluster_secret`).
+    pub fn refusing(&self) -> Vec<Url> {
+        self.refusing.read().expect("not poisoned").clone()
+    }
+
+    /// Queries the other coordinators of the cluster run, as the workers
+    /// last reported (the largest report: a worker hears from every
+    /// coordinator that uses it).
+    pub fn running_elsewhere(&self) -> usize {
+        self.elsewhere.load(Ordering::Relaxed)
+    }
+
+    async fn refresh(&self, entries: &[String], pass: &PassKey) {
         let mut found = BTreeSet::new();
         for entry in entries {
             match tokio::net::lookup_host(entry.as_str()).await {
@@ -76,43 +92,95 @@ impl Workers {
                 Err(e) => tracing::warn!("cluster: cannot resolve worker '{entry}': {e}"),
             }
         }
+        let request = StatusRequest {
+            node: node_id().to_string(),
+            running: crate::metrics::metrics().running.get().max(0) as u32,
+        };
+        let header = pass.issue(&Caller::named("tsql-node"));
         let checks = found.iter().map(|u| {
-            let u = u.clone();
+            let (u, request, header) = (u.clone(), request.clone(), header.clone());
             async move {
-                let addr = (u.host_str().unwrap_or(""), u.port().unwrap_or(0));
-                let ok =
-                    tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(addr))
-                        .await
-                        .is_ok_and(|r| r.is_ok());
-                (u, ok)
+                let outcome = match self.status_channel(&u).await {
+                    Some(channel) => {
+                        tokio::time::timeout(CONNECT_TIMEOUT, ask(channel, &header, request))
+                            .await
+                            .unwrap_or_else(|_| Err(tonic::Status::deadline_exceeded("no answer")))
+                    }
+                    None => Err(tonic::Status::unavailable("no connection")),
+                };
+                (u, outcome)
             }
         });
         let results = futures::future::join_all(checks).await;
-        let live: Vec<Url> = results
-            .iter()
-            .filter(|r| r.1)
-            .map(|r| r.0.clone())
-            .collect();
+        let mut live = Vec::new();
+        let mut refusing = Vec::new();
+        let mut down = Vec::new();
+        let mut elsewhere = 0;
+        for (url, outcome) in results {
+            match outcome {
+                Ok(reply) => {
+                    elsewhere = elsewhere.max(reply.running_elsewhere as usize);
+                    stage_boards().update(reply.tasks);
+                    live.push(url);
+                }
+                Err(e) if e.code() == tonic::Code::Unauthenticated => refusing.push(url),
+                Err(_) => {
+                    self.status_channels
+                        .lock()
+                        .expect("not poisoned")
+                        .remove(&url);
+                    down.push(url.to_string());
+                }
+            }
+        }
+        self.elsewhere.store(elsewhere, Ordering::Relaxed);
         let before = self.live();
-        if before != live {
-            let down: Vec<String> = results
-                .iter()
-                .filter(|r| !r.1)
-                .map(|r| r.0.to_string())
-                .collect();
+        if before != live || *self.refusing.read().expect("not poisoned") != refusing {
             tracing::info!(
-                "cluster: {} worker(s) answer: [{}]{}",
+                "cluster: {} worker(s) answer: [{}]{}{}",
                 live.len(),
                 live.iter().map(Url::as_str).collect::<Vec<_>>().join(", "),
                 if down.is_empty() {
                     String::new()
                 } else {
                     format!("; not answering: [{}]", down.join(", "))
+                },
+                if refusing.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        "; refusing this node's task passes (their cluster_secret differs): [{}]",
+                        refusing
+                            .iter()
+                            .map(Url::as_str)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
                 }
             );
         }
         *self.known.write().expect("not poisoned") = found;
         *self.live.write().expect("not poisoned") = live;
+        *self.refusing.write().expect("not poisoned") = refusing;
+    }
+
+    /// The connection status calls to `url` use (made on first use).
+    async fn status_channel(&self, url: &Url) -> Option<Channel> {
+        if let Some(c) = self.status_channels.lock().expect("not poisoned").get(url) {
+            return Some(c.clone());
+        }
+        let channel = Endpoint::from_shared(url.to_string())
+            .ok()?
+            .connect_timeout(CONNECT_TIMEOUT)
+            .tcp_nodelay(true)
+            .connect()
+            .await
+            .ok()?;
+        self.status_channels
+            .lock()
+            .expect("not poisoned")
+            .insert(url.clone(), channel.clone());
+        Some(channel)
     }
 }
 
@@ -132,6 +200,17 @@ impl WorkerResolver for Workers {
     fn get_urls(&self) -> Result<Vec<Url>> {
         let live = self.live();
         if live.is_empty() {
+            let refusing = self.refusing();
+            if !refusing.is_empty() {
+                return Err(unavailable(format!(
+                    "the workers [{}] refuse this node's task passes: their cluster_secret is not this node's; give every node the same secret",
+                    refusing
+                        .iter()
+                        .map(Url::as_str)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
             return Err(unavailable(
                 "no worker of the cluster answers: check the `workers` setting and that the worker processes run",
             ));

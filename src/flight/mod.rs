@@ -8,7 +8,7 @@ mod query_log;
 mod running;
 mod server;
 mod service;
-mod session;
+pub(crate) mod session;
 pub(crate) mod session_protocol;
 pub(crate) mod ticket;
 mod types;

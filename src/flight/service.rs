@@ -43,7 +43,7 @@ use super::errors::{to_status, to_status_for};
 use super::metadata::{list_schemas, list_tables, shared_sql_info, xdbc_types};
 use super::query_log::LoggedStream;
 use super::running::{RunningQueries, Unredeemed};
-use super::session::{COOKIE, SessionKey, Sessions};
+use super::session::{COOKIE, QueryDefaults, SessionKey, Sessions};
 use super::session_protocol::{
     CLOSE_SESSION, CloseSessionResult, CloseSessionStatus, GET_SESSION_OPTIONS,
     GetSessionOptionsResult, OptionValue, SET_SESSION_OPTIONS, SessionOptionValue,
@@ -69,8 +69,7 @@ const CANCEL_FLIGHT_INFO: &str = "CancelFlightInfo";
 struct Prepared {
     owner: Owner,
     sql: String,
-    catalog: String,
-    schema: String,
+    defaults: QueryDefaults,
     /// The type the plan expects for each parameter, when known.
     expected: Vec<Option<DataType>>,
     params: Option<Vec<ScalarValue>>,
@@ -185,33 +184,41 @@ impl TsqlFlightSql {
         ))
     }
 
-    /// The default catalog and schema of the caller's session.
-    fn session_defaults<T>(&self, request: &Request<T>, owner: &Owner) -> (String, String) {
+    /// What the caller's session plans queries under.
+    fn session_defaults<T>(&self, request: &Request<T>, owner: &Owner) -> QueryDefaults {
         let key = SessionKey::of(request.metadata());
         let chosen = self.sessions.settings(key.as_ref(), owner);
         let (catalog, schema) = self.engine.defaults_for(owner);
-        (
-            chosen.catalog.unwrap_or(catalog),
-            chosen.schema.unwrap_or(schema),
-        )
+        QueryDefaults {
+            catalog: chosen.catalog.unwrap_or(catalog),
+            schema: chosen.schema.unwrap_or(schema),
+            distributed: chosen.distributed,
+        }
     }
 
-    /// Plans `sql` (with `params` bound) under the given defaults, on the query threads.
+    /// Plans `sql` (with `params` bound) under the given defaults, on the
+    /// query threads; as the query `id` of the query view when it will run.
     async fn plan(
         &self,
         caller: &Caller,
-        catalog: &str,
-        schema: &str,
+        defaults: &QueryDefaults,
         sql: String,
         params: Option<Vec<ScalarValue>>,
+        id: Option<&str>,
     ) -> Result<DataFrame, Status> {
-        let reads = self.engine.catalogs_of(&sql, catalog);
-        let engine = self
+        let reads = self.engine.catalogs_of(&sql, &defaults.catalog);
+        let mut engine = self
             .engine
             .for_caller_reading(caller, reads.as_deref())
             .await
-            .with_defaults(catalog, schema)
+            .with_defaults(&defaults.catalog, &defaults.schema)
             .map_err(to_status)?;
+        if let Some(distributed) = &defaults.distributed {
+            engine = engine.with_distributed(distributed).map_err(to_status)?;
+        }
+        if let Some(id) = id {
+            engine = engine.with_query_id(id);
+        }
         self.executor
             .run(async move {
                 let df = engine.plan(&sql).await?;
@@ -382,7 +389,8 @@ impl TsqlFlightSql {
         }
     }
 
-    /// `SetSessionOptions`: `catalog` and `schema` (valueless resets to the default).
+    /// `SetSessionOptions`: `catalog`, `schema` and `distributed` (valueless
+    /// resets to the default).
     /// The catalog and schema are checked as `caller` sees them (another
     /// tenant's keyspace does not exist for them).
     async fn set_session_options(
@@ -413,6 +421,7 @@ impl TsqlFlightSql {
             let slot = match name.as_str() {
                 "catalog" => &mut settings.catalog,
                 "schema" => &mut settings.schema,
+                "distributed" => &mut settings.distributed,
                 _ => {
                     errors.insert(name, set_error(SetSessionOptionsErrorValue::InvalidName));
                     continue;
@@ -422,10 +431,21 @@ impl TsqlFlightSql {
                 None => *slot = None,
                 Some(OptionValue::StringValue(v)) if v.is_empty() => *slot = None,
                 Some(OptionValue::StringValue(v)) => *slot = Some(v),
+                Some(OptionValue::BoolValue(on)) if name == "distributed" => {
+                    *slot = Some(if on { "on" } else { "off" }.to_string())
+                }
                 Some(_) => {
                     errors.insert(name, set_error(SetSessionOptionsErrorValue::InvalidValue));
                 }
             }
+        }
+        if let Some(d) = &settings.distributed
+            && self.engine.with_distributed(d).is_err()
+        {
+            errors.insert(
+                "distributed".to_string(),
+                set_error(SetSessionOptionsErrorValue::InvalidValue),
+            );
         }
         let catalog = settings.catalog.clone().unwrap_or(default_catalog);
         let schema = settings.schema.clone().unwrap_or(default_schema);
@@ -457,17 +477,31 @@ impl TsqlFlightSql {
         Ok(response)
     }
 
-    /// `GetSessionOptions`: the effective catalog and schema.
+    /// `GetSessionOptions`: the effective catalog, schema and `distributed`
+    /// (the session's choice, else the server's).
     fn get_session_options<T>(
         &self,
         request: &Request<T>,
         owner: &Owner,
     ) -> Response<ActionStream> {
-        let (catalog, schema) = self.session_defaults(request, owner);
+        let defaults = self.session_defaults(request, owner);
+        let distributed = defaults
+            .distributed
+            .unwrap_or_else(|| self.engine.distributed().to_string());
         let result = GetSessionOptionsResult {
             session_options: HashMap::from([
-                ("catalog".to_string(), SessionOptionValue::string(catalog)),
-                ("schema".to_string(), SessionOptionValue::string(schema)),
+                (
+                    "catalog".to_string(),
+                    SessionOptionValue::string(defaults.catalog),
+                ),
+                (
+                    "schema".to_string(),
+                    SessionOptionValue::string(defaults.schema),
+                ),
+                (
+                    "distributed".to_string(),
+                    SessionOptionValue::string(distributed),
+                ),
             ]),
         };
         action_response(result.encode_to_vec())
@@ -575,12 +609,12 @@ impl FlightSqlService for TsqlFlightSql {
     ) -> Result<Response<FlightInfo>, Status> {
         let caller = self.caller(&request).await?;
         let owner = caller.owner.clone();
-        let (catalog, schema) = self.session_defaults(&request, &owner);
+        let defaults = self.session_defaults(&request, &owner);
         let sql = self.statement_sql(&caller, query.query)?;
         let df = self
-            .plan(&caller, &catalog, &schema, sql.clone(), None)
+            .plan(&caller, &defaults, sql.clone(), None, None)
             .await?;
-        let mut ticket = QueryTicket::new(&owner, &catalog, &schema);
+        let mut ticket = QueryTicket::new(&owner, &defaults);
         ticket.sql = sql;
         self.execution_info(&df, &ticket, request.into_inner())
     }
@@ -622,10 +656,10 @@ impl FlightSqlService for TsqlFlightSql {
         let df = self
             .plan(
                 &caller,
-                &ticket.catalog,
-                &ticket.schema,
+                &ticket.defaults(),
                 sql.clone(),
                 params,
+                Some(&entry.id()),
             )
             .await
             .map_err(failed)?;
@@ -639,10 +673,10 @@ impl FlightSqlService for TsqlFlightSql {
     ) -> Result<ActionCreatePreparedStatementResult, Status> {
         let caller = self.caller(&request).await?;
         let owner = caller.owner.clone();
-        let (catalog, schema) = self.session_defaults(&request, &owner);
+        let defaults = self.session_defaults(&request, &owner);
         let sql = self.statement_sql(&caller, query.query)?;
         let df = self
-            .plan(&caller, &catalog, &schema, sql.clone(), None)
+            .plan(&caller, &defaults, sql.clone(), None, None)
             .await?;
         let dataset = wire_schema(df.schema().as_arrow());
         let (params, expected) = parameter_schema(&df)?;
@@ -656,8 +690,7 @@ impl FlightSqlService for TsqlFlightSql {
             Prepared {
                 owner,
                 sql,
-                catalog,
-                schema,
+                defaults,
                 expected,
                 params: None,
                 last_used: now,
@@ -723,9 +756,9 @@ impl FlightSqlService for TsqlFlightSql {
         let owner = caller.owner.clone();
         let p = self.prepared(&query.prepared_statement_handle, &owner)?;
         let df = self
-            .plan(&caller, &p.catalog, &p.schema, p.sql, p.params)
+            .plan(&caller, &p.defaults, p.sql, p.params, None)
             .await?;
-        let mut ticket = QueryTicket::new(&owner, &p.catalog, &p.schema);
+        let mut ticket = QueryTicket::new(&owner, &p.defaults);
         ticket.prepared = query.prepared_statement_handle.to_vec();
         self.execution_info(&df, &ticket, request.into_inner())
     }

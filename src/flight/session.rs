@@ -30,6 +30,20 @@ pub struct SessionSettings {
     pub catalog: Option<String>,
     /// Default schema, when set.
     pub schema: Option<String>,
+    /// `distributed` (`on`, `off`, `auto`), when set.
+    pub distributed: Option<String>,
+}
+
+/// What a session's queries are planned under: the effective default
+/// catalog and schema, and the `distributed` setting if the session chose one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueryDefaults {
+    /// Default catalog.
+    pub catalog: String,
+    /// Default schema.
+    pub schema: String,
+    /// `on`, `off` or `auto`; `None` leaves the server's `distributed`.
+    pub distributed: Option<String>,
 }
 
 #[derive(Debug)]
@@ -196,6 +210,7 @@ mod tests {
         let chosen = SessionSettings {
             catalog: Some("cyoda".into()),
             schema: Some("information_schema".into()),
+            distributed: Some("off".into()),
         };
         sessions.store(&key, &ann, chosen.clone()).unwrap();
         assert_eq!(sessions.settings(Some(&key), &ann), chosen);

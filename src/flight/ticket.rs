@@ -6,6 +6,7 @@
 use prost::Message;
 use tonic::Status;
 
+use super::session::QueryDefaults;
 use crate::caller::Owner;
 use crate::seal::Sealer;
 
@@ -43,20 +44,33 @@ pub struct QueryTicket {
     /// When the ticket was issued (Unix seconds).
     #[prost(int64, tag = "8")]
     pub issued: i64,
+    /// The session's `distributed` setting when the query was planned.
+    #[prost(string, optional, tag = "9")]
+    pub distributed: Option<String>,
 }
 
 impl QueryTicket {
-    /// A ticket of `owner` for a new execution.
-    pub fn new(owner: &Owner, catalog: &str, schema: &str) -> QueryTicket {
+    /// A ticket of `owner` for a new execution planned under `defaults`.
+    pub fn new(owner: &Owner, defaults: &QueryDefaults) -> QueryTicket {
         QueryTicket {
             execution: crate::queries::new_query_id(),
             subject: owner.subject.clone(),
             tenant: owner.tenant.clone(),
-            catalog: catalog.to_string(),
-            schema: schema.to_string(),
+            catalog: defaults.catalog.clone(),
+            schema: defaults.schema.clone(),
+            distributed: defaults.distributed.clone(),
             sql: String::new(),
             prepared: Vec::new(),
             issued: chrono::Utc::now().timestamp(),
+        }
+    }
+
+    /// What the query was planned under, to plan it again the same way.
+    pub fn defaults(&self) -> QueryDefaults {
+        QueryDefaults {
+            catalog: self.catalog.clone(),
+            schema: self.schema.clone(),
+            distributed: self.distributed.clone(),
         }
     }
 
@@ -105,7 +119,13 @@ mod tests {
     fn tickets_open_only_for_their_owner_and_unaltered() {
         let sealer = Sealer::random();
         let ann = Owner::local("ann");
-        let mut t = QueryTicket::new(&ann, "cyoda", "entities");
+        let defaults = QueryDefaults {
+            catalog: "cyoda".into(),
+            schema: "entities".into(),
+            distributed: Some("on".into()),
+        };
+        let mut t = QueryTicket::new(&ann, &defaults);
+        assert_eq!(t.defaults(), defaults);
         t.sql = "SELECT secret FROM t".into();
         let bytes = t.seal(&sealer);
         assert!(!bytes.windows(6).any(|w| w == b"SELECT"));

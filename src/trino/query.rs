@@ -319,7 +319,9 @@ impl TrinoQuery {
             .and_then(|e| match &self.distributed {
                 Some(v) => e.with_distributed(v),
                 None => Ok(e),
-            }) {
+            })
+            .map(|e| e.with_query_id(&self.id))
+        {
             Ok(engine) => {
                 let sql = self.sql.clone();
                 let catalog = self.catalog.clone();

@@ -13,10 +13,13 @@ import threading
 import time
 import urllib.request
 
+import pyarrow.flight as fl
 import pytest
 import trino
 
+from cassandra_it import toml, write_config
 from conftest import Server
+from flightproto import flight_sql_command, read_fields, set_session_options_request
 
 SECRET = "test-cluster-secret-0123456789-abcdef"
 
@@ -28,25 +31,51 @@ def free_port():
 
 
 def metric(port, name):
+    """The value of `name` (with its labels, as /metrics writes them), or None."""
     text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
-    m = re.search(rf"^{name} (\S+)$", text, re.M)
+    m = re.search(rf"^{re.escape(name)} (\S+)$", text, re.M)
     return float(m.group(1)) if m else None
 
 
-class Node:
-    """One `tsql serve` of the cluster, with its worker and metrics ports."""
+def flight_query(node, headers, sql, distributed=None):
+    """Rows of `sql` over Flight SQL, with `distributed` set as a session
+    option first (SetSessionOptions) when given."""
+    client = fl.FlightClient(node.server.uri)
+    options = fl.FlightCallOptions(headers=headers)
+    if distributed is not None:
+        body = set_session_options_request({"distributed": distributed})
+        [result] = list(client.do_action(fl.Action("SetSessionOptions", body), options))
+        assert result.body.to_pybytes() == b"", read_fields(result.body.to_pybytes())
+    info = client.get_flight_info(fl.FlightDescriptor.for_command(flight_sql_command(sql)), options)
+    table = client.do_get(info.endpoints[0].ticket, options).read_all()
+    return [tuple(r.values()) for r in table.to_pylist()]
 
-    def __init__(self, tmp, name, secret=SECRET, workers=(), worker_port=None, extra=""):
+
+def basic(node, user, password):
+    """Flight call headers of `user` logged in with a password."""
+    return [fl.FlightClient(node.server.uri).authenticate_basic_token(user, password)]
+
+
+class Node:
+    """One `tsql serve` of the cluster, with its worker and metrics ports: on
+    the demo data, or on `sources` with `users` (passwords = names)."""
+
+    def __init__(self, tmp, name, secret=SECRET, workers=(), worker_port=None, sources=None,
+                 users=("admin",), settings=None):
         self.worker_port = worker_port or free_port()
         self.metrics_port = free_port()
         self.trino_port = free_port()
-        listed = ", ".join(f'"127.0.0.1:{w}"' for w in workers)
         config = tmp / f"{name}.toml"
-        config.write_text(
-            f'demo = true\ntrino_listen = "127.0.0.1:{self.trino_port}"\n'
-            f'metrics_listen = "127.0.0.1:{self.metrics_port}"\ncluster_secret = "{secret}"\n'
-            f'worker_listen = "127.0.0.1:{self.worker_port}"\n'
-            + (f"workers = [{listed}]\n" if workers else "") + extra)
+        cluster = {"trino_listen": f"127.0.0.1:{self.trino_port}",
+                   "metrics_listen": f"127.0.0.1:{self.metrics_port}", "cluster_secret": secret,
+                   "worker_listen": f"127.0.0.1:{self.worker_port}"}
+        if workers:
+            cluster["workers"] = [f"127.0.0.1:{w}" for w in workers]
+        cluster.update(settings or {})
+        if sources is None:
+            config.write_text("demo = true\n" + toml(cluster))
+        else:
+            write_config(config, sources, users, extra=cluster)
         self.server = Server(["--config", str(config)])
 
     def metric(self, name):
@@ -111,6 +140,107 @@ def test_explain_shows_stages_tasks_and_workers(cluster):
     local = "\n".join(r[1] for r in coordinator.query(
         "EXPLAIN SELECT channel, count(*) FROM orders GROUP BY channel", "off"))
     assert "Stage" not in local
+
+
+def test_flight_sql_sessions_set_distributed(cluster):
+    coordinator, workers = cluster
+    sql = "SELECT channel, count(*), count(DISTINCT customer_name) FROM orders GROUP BY channel ORDER BY channel"
+    headers = basic(coordinator, "admin", "admin")
+    before = [w.metric("tsql_cluster_fragments_total") for w in workers]
+    planned = coordinator.metric("tsql_cluster_distributed_queries_total")
+    on = flight_query(coordinator, headers, sql, "on")
+    assert coordinator.metric("tsql_cluster_distributed_queries_total") == planned + 1
+    assert all(w.metric("tsql_cluster_fragments_total") > b for w, b in zip(workers, before))
+    # The session keeps its choice; GetSessionOptions reports it.
+    client = fl.FlightClient(coordinator.server.uri)
+    options = fl.FlightCallOptions(headers=headers)
+    [got] = list(client.do_action(fl.Action("GetSessionOptions", b""), options))
+    assert b"distributed" in got.body.to_pybytes() and b"on" in got.body.to_pybytes()
+    # Off: the same answer, planned on the coordinator alone (where `auto`,
+    # the config's default, would spread this scan of 6 splits).
+    headers = basic(coordinator, "admin", "admin")
+    off = flight_query(coordinator, headers, sql, "off")
+    assert on == off and len(on) > 1
+    assert coordinator.metric("tsql_cluster_distributed_queries_total") == planned + 1
+    # A value that is not a mode is INVALID_VALUE (2) and changes nothing.
+    options = fl.FlightCallOptions(headers=headers)
+    body = set_session_options_request({"distributed": "sometimes"})
+    [result] = list(client.do_action(fl.Action("SetSessionOptions", body), options))
+    [(number, _, entry)] = read_fields(result.body.to_pybytes())
+    assert number == 1
+    assert read_fields(entry) == [(1, 2, b"distributed"), (2, 2, bytes([0x08, 0x02]))]
+    assert flight_query(coordinator, headers, sql) == off
+    assert coordinator.metric("tsql_cluster_distributed_queries_total") == planned + 1
+    # The config's `auto` spreads it when the session says nothing.
+    assert flight_query(coordinator, basic(coordinator, "admin", "admin"), sql) == on
+    assert coordinator.metric("tsql_cluster_distributed_queries_total") == planned + 2
+
+
+ENDLESS = "SELECT count(*) FROM orders_lines a CROSS JOIN orders_lines b CROSS JOIN orders_lines c"
+
+
+def running_query(node, text):
+    """The id and stages of `node`'s running query whose SQL contains `text`."""
+    rows = node.query("SELECT query_id, sql, stages FROM system.runtime.queries WHERE state = 'running'")
+    return [(qid, stages) for qid, sql, stages in rows if text in sql and "system.runtime" not in sql]
+
+
+def wait_for(check, timeout, what):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"waited {timeout} s for {what}")
+
+
+def test_query_view_stages_and_cluster_wide_admission(cluster, tmp_path):
+    coordinator, workers = cluster
+    # A finished distributed query: every task of every stage done.
+    sql = "SELECT channel, count(*) FROM orders GROUP BY channel"
+    coordinator.query(sql, "on")
+
+    def finished_stages():
+        rows = coordinator.query("SELECT stages FROM system.runtime.queries "
+                                 f"WHERE state = 'finished' AND sql = '{sql}'")
+        line = rows[-1][0] if rows else ""
+        counts = re.findall(r"(\d+)/(\d+) tasks done", line or "")
+        return line if counts and all(done == tasks for done, tasks in counts) else None
+
+    # Workers' progress reaches the coordinator with its next status call (every 2 s).
+    line = wait_for(finished_stages, 10, "every task of the finished query to be done")
+    assert re.search(r"stage \d+ \(scan \S*orders\): 3/3 tasks done, 0 running, \d+ rows", line), line
+    # A second coordinator of the same workers, allowed one query in the whole cluster.
+    other = Node(tmp_path, "other", workers=[w.worker_port for w in workers],
+                 settings={"cluster_max_running_queries": 1, "query_timeout_seconds": 3})
+    errors = {}
+
+    def endless():
+        try:
+            coordinator.query(ENDLESS, "on")
+        except Exception as e:  # noqa: BLE001 - it is killed below
+            errors["endless"] = e
+
+    t = threading.Thread(target=endless)
+    t.start()
+    try:
+        # While it runs, the view shows its stages with tasks running.
+        found = wait_for(lambda: [r for r in running_query(coordinator, "CROSS JOIN") if r[1]], 20,
+                         "the running query's stages")
+        query_id, stages = found[0]
+        assert "running" in stages and "stage " in stages, stages
+        # The other coordinator counts it, and its own query waits for room, then gives up.
+        wait_for(lambda: other.metric("tsql_cluster_running_elsewhere") == 1, 10, "the other coordinator to count it")
+        with pytest.raises(trino.exceptions.TrinoQueryError, match="room in the cluster"):
+            other.query("SELECT count(*) FROM orders", "off")
+    finally:
+        coordinator.query(f"CALL system.runtime.kill_query('{query_id}')")
+        t.join(30)
+    assert "endless" in errors
+    wait_for(lambda: other.metric("tsql_cluster_running_elsewhere") == 0, 10, "the count to fall back")
+    assert other.query("SELECT count(*) FROM orders", "off")[0][0] > 0
+    other.stop()
 
 
 def test_a_bad_session_value_is_a_clear_error(cluster):
