@@ -306,17 +306,21 @@ impl Engine {
             distributed: settings.mode.name().to_string(),
             ..Default::default()
         };
+        let router =
+            crate::cluster::TaskRouter::new(cluster.workers.clone(), cluster.self_url.clone());
         let mut builder = SessionStateBuilder::new_from_existing(self.ctx.state())
             .with_distributed_planner()
             .with_query_planner(Arc::new(crate::cluster::ClusterPlanner::new(
                 cluster.workers.clone(),
                 min_splits,
+                router.clone(),
             )))
             .with_distributed_worker_resolver(cluster.workers.clone())
             .with_distributed_channel_resolver(cluster.channels.clone())
             .with_distributed_user_codec(crate::cluster::ScanCodec)
             .with_distributed_desired_task_count_handler(crate::cluster::desired_tasks)
             .with_distributed_scale_up_leaf_node_handler(crate::cluster::share_scan)
+            .with_distributed_route_tasks_handler(router)
             .with_distributed_local_worker_context(
                 cluster
                     .worker()

@@ -9,6 +9,7 @@ mod node;
 mod pass;
 mod planner;
 mod progress;
+mod routing;
 mod scan;
 mod settings;
 mod status;
@@ -24,6 +25,7 @@ pub use progress::{
     StageBoard, StageInfo, StageKey, StageProgressExec, TaskProgress, node_id, stage_boards,
     task_board,
 };
+pub use routing::{TaskRouter, assign};
 pub use scan::{ClusterScanExec, ClusterTable, ScanRequest, WorkerTables};
 pub use settings::{ClusterSettings, DEFAULT_WORKER_LISTEN};
 pub use status::{STATUS_PATH, StatusReply, StatusRequest, StatusService};

@@ -22,9 +22,10 @@ use datafusion_distributed::{
 
 use super::mode::{ClusterSessionOptions, Mode};
 use super::progress::{mark_stages, stage_boards};
+use super::routing::TaskRouter;
 use super::scan::{ClusterScanExec, ClusterTable};
 use super::workers::{Workers, unavailable};
-use datafusion_distributed::WorkerResolver;
+use datafusion_distributed::{NetworkBoundaryExt, Stage, WorkerResolver};
 
 /// Plans queries of a coordinator.
 #[derive(Debug)]
@@ -32,12 +33,13 @@ pub struct ClusterPlanner {
     distributed: Arc<dyn QueryPlanner + Send + Sync>,
     workers: Workers,
     min_splits: usize,
+    router: TaskRouter,
 }
 
 impl ClusterPlanner {
     /// A planner over `workers` that distributes, under `auto`, plans whose
-    /// scans have at least `min_splits` splits.
-    pub fn new(workers: Workers, min_splits: usize) -> ClusterPlanner {
+    /// scans have at least `min_splits` splits; `router` places the tasks.
+    pub fn new(workers: Workers, min_splits: usize, router: TaskRouter) -> ClusterPlanner {
         let distributed = SessionStateBuilder::new()
             .with_query_planner(Arc::new(Planned))
             .with_distributed_planner()
@@ -48,6 +50,7 @@ impl ClusterPlanner {
             distributed,
             workers,
             min_splits: min_splits.max(1),
+            router,
         }
     }
 }
@@ -183,14 +186,10 @@ impl ClusterPlanner {
         if !inner.is::<datafusion_distributed::DistributedExec>() {
             return Ok(None);
         }
-        let live = self.workers.live();
         let text = format!(
-            "{}\nworkers now answering: [{}]; each stage's tasks go to them when the query runs (round robin from a random start; a stage of one task runs on the coordinator)",
+            "{}\n{}",
             datafusion_distributed::display_plan_ascii(inner.as_ref(), false).trim_end(),
-            live.iter()
-                .map(|u| u.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
+            self.routes_of(&inner)
         );
         let mut plans: Vec<StringifiedPlan> = e
             .stringified_plans
@@ -206,6 +205,37 @@ impl ClusterPlanner {
                 e.verbose,
             ),
         )))
+    }
+}
+
+impl ClusterPlanner {
+    /// Which worker each task of each stage of `plan` goes to, while the
+    /// workers answering now still answer.
+    fn routes_of(&self, plan: &Arc<dyn ExecutionPlan>) -> String {
+        let mut stages = Vec::new();
+        let _ = plan.apply(|node| {
+            if let Some(boundary) = node.as_network_boundary()
+                && let Stage::Local(stage) = boundary.input_stage()
+            {
+                stages.push((stage.num, stage.tasks));
+            }
+            Ok(TreeNodeRecursion::Continue)
+        });
+        stages.sort();
+        stages.dedup();
+        let mut lines = vec![
+            "tasks go to (while the workers answering now answer; a stage of one task runs on this coordinator):".to_string(),
+        ];
+        for (num, tasks) in stages {
+            let routes = self.router.routes(num, tasks);
+            let each: Vec<String> = routes
+                .iter()
+                .enumerate()
+                .map(|(i, u)| format!("task {i} → {u}"))
+                .collect();
+            lines.push(format!("  Stage {num}: {}", each.join(", ")));
+        }
+        lines.join("\n")
     }
 }
 

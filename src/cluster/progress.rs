@@ -294,6 +294,8 @@ pub struct StageInfo {
 pub struct StageBoard {
     stages: Vec<StageInfo>,
     tasks: Mutex<HashMap<(u32, u32), TaskProgress>>,
+    /// The worker of each task, by stage, once the stage started.
+    routes: Mutex<HashMap<u32, Vec<String>>>,
 }
 
 impl StageBoard {
@@ -309,9 +311,19 @@ impl StageBoard {
             .insert((p.stage, p.task), p);
     }
 
-    /// One line per stage: `stage N (label): done/tasks tasks done, R rows`.
+    /// Records where the tasks of `stage` run (task i on `workers[i]`).
+    pub fn route(&self, stage: u32, workers: Vec<String>) {
+        self.routes
+            .lock()
+            .expect("not poisoned")
+            .insert(stage, workers);
+    }
+
+    /// One line per stage: `stage N (label) on [workers]: done/tasks tasks
+    /// done, running, R rows`.
     pub fn describe(&self) -> String {
         let tasks = self.tasks.lock().expect("not poisoned");
+        let routes = self.routes.lock().expect("not poisoned");
         self.stages
             .iter()
             .map(|s| {
@@ -324,8 +336,12 @@ impl StageBoard {
                 let failed = mine.iter().filter(|t| t.failed).count();
                 let rows: u64 = mine.iter().map(|t| t.rows).sum();
                 let started = mine.len();
+                let on = routes
+                    .get(&s.num)
+                    .map(|w| format!(" on [{}]", w.join(", ")))
+                    .unwrap_or_default();
                 let mut line = format!(
-                    "stage {} ({}): {done}/{} tasks done, {} running, {rows} rows",
+                    "stage {} ({}){on}: {done}/{} tasks done, {} running, {rows} rows",
                     s.num,
                     s.label,
                     s.tasks,
@@ -368,7 +384,7 @@ impl StageBoards {
             query.to_string(),
             Arc::new(StageBoard {
                 stages,
-                tasks: Mutex::default(),
+                ..StageBoard::default()
             }),
         ));
     }
@@ -419,7 +435,7 @@ pub fn mark_stages(
         let Stage::Local(stage) = boundary.input_stage() else {
             return Ok(Transformed::no(node));
         };
-        if stage.plan.is::<StageProgressExec>() || has_marker_below_head(&stage.plan) {
+        if marker_of(&stage.plan).is_some() {
             return Ok(Transformed::no(node));
         }
         let key = StageKey {
@@ -442,16 +458,19 @@ pub fn mark_stages(
     Ok((marked.data, stages))
 }
 
-fn is_head(plan: &Arc<dyn ExecutionPlan>) -> bool {
-    plan.is::<RepartitionExec>() || plan.is::<BroadcastExec>()
+/// The stage key a stage's plan is marked with (at its top or below its head).
+pub fn marker_of(plan: &Arc<dyn ExecutionPlan>) -> Option<StageKey> {
+    let top = if is_head(plan) {
+        plan.children().first().map(|c| Arc::clone(c))?
+    } else {
+        Arc::clone(plan)
+    };
+    top.downcast_ref::<StageProgressExec>()
+        .map(|m| m.key.clone())
 }
 
-fn has_marker_below_head(plan: &Arc<dyn ExecutionPlan>) -> bool {
-    is_head(plan)
-        && plan
-            .children()
-            .first()
-            .is_some_and(|c| c.is::<StageProgressExec>())
+fn is_head(plan: &Arc<dyn ExecutionPlan>) -> bool {
+    plan.is::<RepartitionExec>() || plan.is::<BroadcastExec>()
 }
 
 /// The marker on top of `plan`, below its repartition or broadcast head.
@@ -511,7 +530,7 @@ mod tests {
                     label: "AggregateExec".into(),
                 },
             ],
-            tasks: Mutex::default(),
+            ..StageBoard::default()
         };
         let task = |stage, task, done, rows| TaskProgress {
             query: "q".into(),

@@ -135,8 +135,12 @@ def test_explain_shows_stages_tasks_and_workers(cluster):
         "EXPLAIN SELECT channel, count(*) FROM orders GROUP BY channel", "on"))
     assert "Stage" in text and "tasks=" in text, text
     assert "ClusterScanExec" in text
+    # Each stage's tasks and the worker each goes to: the scan's three tasks, one per worker.
+    scan_stage = re.search(r"Stage (\d+) ── tasks=3.*?\n[^└]*ClusterScanExec", text, re.S)
+    assert scan_stage, text
+    routes = re.search(rf"^  Stage {scan_stage.group(1)}: (.*)$", text, re.M).group(1)
     for w in workers:
-        assert f"127.0.0.1:{w.worker_port}" in text
+        assert f"127.0.0.1:{w.worker_port}" in routes, routes
     local = "\n".join(r[1] for r in coordinator.query(
         "EXPLAIN SELECT channel, count(*) FROM orders GROUP BY channel", "off"))
     assert "Stage" not in local
@@ -210,7 +214,12 @@ def test_query_view_stages_and_cluster_wide_admission(cluster, tmp_path):
 
     # Workers' progress reaches the coordinator with its next status call (every 2 s).
     line = wait_for(finished_stages, 10, "every task of the finished query to be done")
-    assert re.search(r"stage \d+ \(scan \S*orders\): 3/3 tasks done, 0 running, \d+ rows", line), line
+    assert re.search(r"stage \d+ \(scan \S*orders\) on \[[^]]+\]: 3/3 tasks done, 0 running, \d+ rows", line), line
+    # The tasks ran where EXPLAIN says they go.
+    explained = "\n".join(r[1] for r in coordinator.query(f"EXPLAIN {sql}", "on"))
+    for num, tasks in re.findall(r"^  Stage (\d+): (.*)$", explained, re.M):
+        urls = ", ".join(re.findall(r"task \d+ → (\S+?)(?:,|$)", tasks))
+        assert f"stage {num} (" in line and f"on [{urls}]" in line, (explained, line)
     # A second coordinator of the same workers, allowed one query in the whole cluster.
     other = Node(tmp_path, "other", workers=[w.worker_port for w in workers],
                  settings={"cluster_max_running_queries": 1, "query_timeout_seconds": 3})

@@ -1,0 +1,88 @@
+//! Which worker runs each task. The assignment is a function of the stage
+//! and the workers answering, not a random draw, so `EXPLAIN` can say where
+//! each task will go (while the same workers answer): a stage of one task
+//! runs on the coordinator itself, in process; the tasks of a larger stage
+//! go round robin over the live workers, starting at the stage's number so
+//! that stages of fewer tasks than workers do not all land on the first.
+
+use datafusion::error::Result;
+use datafusion_distributed::{RouteTasksEvent, RouteTasksEventResponse, RouteTasksHandler};
+use url::Url;
+
+use super::progress::{marker_of, stage_boards};
+use super::workers::{Workers, unavailable};
+
+/// Where the `tasks` tasks of stage `stage` run, given the `live` workers
+/// and the `coordinator`'s own worker URL.
+pub fn assign(stage: usize, tasks: usize, live: &[Url], coordinator: &Url) -> Vec<Url> {
+    if tasks == 1 || live.is_empty() {
+        return vec![coordinator.clone(); tasks];
+    }
+    (0..tasks)
+        .map(|i| live[(stage + i) % live.len()].clone())
+        .collect()
+}
+
+/// Routes the tasks of a coordinator's stages with [`assign`], and records
+/// the routes on the query's stage board.
+#[derive(Debug, Clone)]
+pub struct TaskRouter {
+    workers: Workers,
+    coordinator: Url,
+}
+
+impl TaskRouter {
+    /// A router over `workers` for the coordinator reached at `coordinator`.
+    pub fn new(workers: Workers, coordinator: Url) -> Self {
+        TaskRouter {
+            workers,
+            coordinator,
+        }
+    }
+
+    /// Where the tasks of stage `stage` would go now.
+    pub fn routes(&self, stage: usize, tasks: usize) -> Vec<Url> {
+        assign(stage, tasks, &self.workers.live(), &self.coordinator)
+    }
+}
+
+impl RouteTasksHandler for TaskRouter {
+    fn handle(&self, ev: RouteTasksEvent) -> Option<Result<RouteTasksEventResponse>> {
+        let key = marker_of(ev.plan);
+        let stage = key.as_ref().map_or(0, |k| k.stage as usize);
+        if ev.task_count > 1 && self.workers.live().is_empty() {
+            return Some(Err(unavailable(
+                "no worker of the cluster answers any more: run the query again (it runs on this node alone while none answers)",
+            )));
+        }
+        let urls = self.routes(stage, ev.task_count);
+        if let Some(k) = key
+            && let Some(board) = stage_boards().get(&k.query)
+        {
+            board.route(k.stage, urls.iter().map(Url::to_string).collect());
+        }
+        Some(Ok(RouteTasksEventResponse::new(urls)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_task_stays_home_and_larger_stages_go_round_robin() {
+        let url = |s: &str| Url::parse(s).unwrap();
+        let home = url("http://c:1/");
+        let live = [url("http://a:1/"), url("http://b:1/"), url("http://d:1/")];
+        assert_eq!(assign(3, 1, &live, &home), vec![home.clone()]);
+        assert_eq!(
+            assign(1, 3, &live, &home),
+            vec![live[1].clone(), live[2].clone(), live[0].clone()]
+        );
+        assert_eq!(
+            assign(2, 2, &live, &home),
+            vec![live[2].clone(), live[0].clone()]
+        );
+        assert_eq!(assign(1, 2, &[], &home), vec![home.clone(), home]);
+    }
+}
