@@ -107,7 +107,8 @@ pub struct FileConfig {
     /// default 0.0.0.0:32020 when `workers` or `cluster_secret` is set).
     pub worker_listen: Option<String>,
     /// The URL other nodes reach this node's `worker_listen` at (default
-    /// `http://<worker_listen>`, with the host's name for 0.0.0.0).
+    /// `http://<worker_listen>`; for 0.0.0.0, the address this host reaches
+    /// its first worker from — a pod's IP — else the host's name).
     pub worker_url: Option<String>,
     /// The secret every node of one cluster shares (32+ characters): passes
     /// of plan fragments are sealed with it, and a worker runs nothing

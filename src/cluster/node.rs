@@ -55,7 +55,9 @@ impl Cluster {
             }
             None => {
                 let host = if worker_addr.ip().is_unspecified() {
-                    hostname()
+                    routable_ip(&settings.workers)
+                        .await
+                        .unwrap_or_else(hostname)
                 } else {
                     worker_addr.ip().to_string()
                 };
@@ -138,6 +140,27 @@ fn tokio_stream_of(
             s
         });
         Some((next, l))
+    })
+}
+
+/// The address of this host that the first of `workers` is reached from
+/// (what a worker uses to reach this node back: a pod's IP in Kubernetes).
+async fn routable_ip(workers: &[String]) -> Option<String> {
+    let target = tokio::net::lookup_host(workers.first()?.as_str())
+        .await
+        .ok()?
+        .next()?;
+    let local: SocketAddr = if target.is_ipv4() {
+        "0.0.0.0:0".parse().ok()?
+    } else {
+        "[::]:0".parse().ok()?
+    };
+    let socket = tokio::net::UdpSocket::bind(local).await.ok()?;
+    socket.connect(target).await.ok()?;
+    let ip = socket.local_addr().ok()?.ip();
+    Some(match ip {
+        std::net::IpAddr::V6(v6) => format!("[{v6}]"),
+        v4 => v4.to_string(),
     })
 }
 

@@ -217,17 +217,17 @@ impl ClusterPlanner {
             if let Some(boundary) = node.as_network_boundary()
                 && let Stage::Local(stage) = boundary.input_stage()
             {
-                stages.push((stage.num, stage.tasks));
+                stages.push((stage.num, stage.tasks, Arc::clone(&stage.plan)));
             }
             Ok(TreeNodeRecursion::Continue)
         });
-        stages.sort();
-        stages.dedup();
+        stages.sort_by_key(|s| s.0);
+        stages.dedup_by_key(|s| s.0);
         let mut lines = vec![
-            "tasks go to (while the workers answering now answer; a stage of one task runs on this coordinator):".to_string(),
+            "tasks go to (while the workers answering now answer; a merge of one task runs on this coordinator):".to_string(),
         ];
-        for (num, tasks) in stages {
-            let routes = self.router.routes(num, tasks);
+        for (num, tasks, stage_plan) in stages {
+            let routes = self.router.routes(num, tasks, &stage_plan);
             let each: Vec<String> = routes
                 .iter()
                 .enumerate()

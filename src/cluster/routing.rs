@@ -1,21 +1,36 @@
 //! Which worker runs each task. The assignment is a function of the stage
 //! and the workers answering, not a random draw, so `EXPLAIN` can say where
 //! each task will go (while the same workers answer): a stage of one task
-//! runs on the coordinator itself, in process; the tasks of a larger stage
-//! go round robin over the live workers, starting at the stage's number so
-//! that stages of fewer tasks than workers do not all land on the first.
+//! that reads no source (a final merge) runs on the coordinator itself, in
+//! process; every other stage's tasks go round robin over the live workers,
+//! starting at the stage's number so that stages of fewer tasks than
+//! workers do not all land on the first. Scans always run on workers: a
+//! coordinator is sized for its clients, workers for the sources.
 
+use std::sync::Arc;
+
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::error::Result;
-use datafusion_distributed::{RouteTasksEvent, RouteTasksEventResponse, RouteTasksHandler};
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion_distributed::{
+    NetworkBoundaryExt, RouteTasksEvent, RouteTasksEventResponse, RouteTasksHandler,
+};
 use url::Url;
 
 use super::progress::{marker_of, stage_boards};
+use super::scan::ClusterScanExec;
 use super::workers::{Workers, unavailable};
 
-/// Where the `tasks` tasks of stage `stage` run, given the `live` workers
-/// and the `coordinator`'s own worker URL.
-pub fn assign(stage: usize, tasks: usize, live: &[Url], coordinator: &Url) -> Vec<Url> {
-    if tasks == 1 || live.is_empty() {
+/// Where the `tasks` tasks of stage `stage` run, given the `live` workers,
+/// the `coordinator`'s own worker URL and whether the stage `scans` a source.
+pub fn assign(
+    stage: usize,
+    tasks: usize,
+    scans: bool,
+    live: &[Url],
+    coordinator: &Url,
+) -> Vec<Url> {
+    if (tasks == 1 && !scans) || live.is_empty() {
         return vec![coordinator.clone(); tasks];
     }
     (0..tasks)
@@ -40,9 +55,15 @@ impl TaskRouter {
         }
     }
 
-    /// Where the tasks of stage `stage` would go now.
-    pub fn routes(&self, stage: usize, tasks: usize) -> Vec<Url> {
-        assign(stage, tasks, &self.workers.live(), &self.coordinator)
+    /// Where the tasks of stage `stage` (whose plan is `plan`) would go now.
+    pub fn routes(&self, stage: usize, tasks: usize, plan: &Arc<dyn ExecutionPlan>) -> Vec<Url> {
+        assign(
+            stage,
+            tasks,
+            scans(plan),
+            &self.workers.live(),
+            &self.coordinator,
+        )
     }
 }
 
@@ -55,7 +76,7 @@ impl RouteTasksHandler for TaskRouter {
                 "no worker of the cluster answers any more: run the query again (it runs on this node alone while none answers)",
             )));
         }
-        let urls = self.routes(stage, ev.task_count);
+        let urls = self.routes(stage, ev.task_count, ev.plan);
         if let Some(k) = key
             && let Some(board) = stage_boards().get(&k.query)
         {
@@ -65,24 +86,41 @@ impl RouteTasksHandler for TaskRouter {
     }
 }
 
+/// Whether the stage `plan` reads a source itself (not through another stage).
+fn scans(plan: &Arc<dyn ExecutionPlan>) -> bool {
+    let mut found = false;
+    let _ = plan.apply(|p| {
+        if p.is_network_boundary() {
+            return Ok(TreeNodeRecursion::Jump);
+        }
+        if p.is::<ClusterScanExec>() {
+            found = true;
+            return Ok(TreeNodeRecursion::Stop);
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    found
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn one_task_stays_home_and_larger_stages_go_round_robin() {
+    fn merges_of_one_task_stay_home_and_the_rest_go_round_robin() {
         let url = |s: &str| Url::parse(s).unwrap();
         let home = url("http://c:1/");
         let live = [url("http://a:1/"), url("http://b:1/"), url("http://d:1/")];
-        assert_eq!(assign(3, 1, &live, &home), vec![home.clone()]);
+        assert_eq!(assign(3, 1, false, &live, &home), vec![home.clone()]);
+        assert_eq!(assign(3, 1, true, &live, &home), vec![live[0].clone()]);
         assert_eq!(
-            assign(1, 3, &live, &home),
+            assign(1, 3, true, &live, &home),
             vec![live[1].clone(), live[2].clone(), live[0].clone()]
         );
         assert_eq!(
-            assign(2, 2, &live, &home),
+            assign(2, 2, false, &live, &home),
             vec![live[2].clone(), live[0].clone()]
         );
-        assert_eq!(assign(1, 2, &[], &home), vec![home.clone(), home]);
+        assert_eq!(assign(1, 2, true, &[], &home), vec![home.clone(), home]);
     }
 }
