@@ -4,11 +4,14 @@
 #
 # Starts etcd, kube-apiserver, kube-controller-manager, kube-scheduler v1.37.2
 # and kwok (fake nodes: pods are scheduled and marked running, nothing runs in
-# them) on 127.0.0.1, then for three client namespaces, each enforcing the
-# Pod Security Standards "restricted" profile:
+# them) on 127.0.0.1, then for four client namespaces (one runs tsql as a
+# cluster: coordinators and workers), each enforcing the Pod Security
+# Standards "restricted" profile:
 #   - validates every object of the rendering on the server (kubectl apply
 #     --dry-run=server --validate=strict: schema, unknown fields, admission);
 #   - helm install --wait (the pods must be admitted, scheduled and ready);
+#   - in the cluster namespace: the worker Deployment is ready, its headless
+#     Service lists every worker, the coordinators' config names that Service;
 # then, in one namespace, helm upgrade (a config change rolls the pods) and
 # helm rollback; shows that the server refuses a pod running as root there; and
 # tears everything down (only the processes it started).
@@ -136,7 +139,7 @@ kubectl wait --for=condition=Ready node --all --timeout=90s >/dev/null || die "t
 kubectl taint nodes --all node.kubernetes.io/not-ready- >/dev/null 2>&1 || true
 say "3 fake nodes ready (zones a, b, c)"
 
-# Three client namespaces: the two examples and one with the chart's defaults.
+# Four client namespaces: the three examples and one with the chart's defaults.
 secret() { kubectl -n "$1" create secret generic "$2" "${@:3}" >/dev/null; }
 tls_secret() {
     openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj "/CN=$3" -keyout "$WORK/$2.key" -out "$WORK/$2.crt" >/dev/null 2>&1
@@ -144,13 +147,14 @@ tls_secret() {
 }
 hash='$argon2id$v=19$m=19456,t=2,p=1$c3RhbmQtaW4tc2FsdA$YnJ1dGUtZm9yY2UtbWUtaWYteW91LWNhbg'
 declare -A values=([client-acme]=$ROOT/deploy/examples/client-acme.yaml [client-globex]=$ROOT/deploy/examples/client-globex.yaml
-    [client-initech]=$WORK/client-initech.yaml)
+    [client-hooli]=$ROOT/deploy/examples/client-hooli-cluster.yaml [client-initech]=$WORK/client-initech.yaml)
+namespaces=(client-acme client-globex client-hooli client-initech)
 cat >"$WORK/client-initech.yaml" <<'EOF'
 # The chart's defaults, with the ingress on and a user of its own.
 ingress: {enabled: true, flight: {host: flight.initech.example}, trino: {host: trino.initech.example}}
 users: [{name: ops, roles: [admin], passwordHash: "$argon2id$v=19$m=19456,t=2,p=1$c3RhbmQtaW4tc2FsdA$YnJ1dGUtZm9yY2UtbWUtaWYteW91LWNhbg"}]
 EOF
-for ns in client-acme client-globex client-initech; do
+for ns in "${namespaces[@]}"; do
     kubectl create namespace "$ns" >/dev/null
     kubectl label namespace "$ns" pod-security.kubernetes.io/enforce=restricted pod-security.kubernetes.io/warn=restricted >/dev/null
 done
@@ -162,9 +166,11 @@ secret client-globex globex-tsql-ticket-key --from-literal ticket-key="$(head -c
 secret client-globex globex-cassandra --from-literal password=stand-in
 secret client-globex globex-cassandra-ca --from-file ca.crt="$WORK/tsql-pod-tls.crt"
 secret client-globex globex-reporting-user --from-literal password-hash="$hash"
+secret client-hooli hooli-cassandra --from-literal password=stand-in
+tls_secret client-hooli hooli-cyoda-example-tls '*.hooli.cyoda.example'
 
 results=()
-for ns in client-acme client-globex client-initech; do
+for ns in "${namespaces[@]}"; do
     helm template tsql "$CHART" -n "$ns" -f "${values[$ns]}" >"$WORK/$ns-rendered.yaml"
     kubectl apply -n "$ns" --dry-run=server --validate=strict --server-side --field-manager cluster-check \
         -f "$WORK/$ns-rendered.yaml" >"$WORK/$ns-dry-run.log" 2>&1 || { cat "$WORK/$ns-dry-run.log"; die "server-side dry run of $ns"; }
@@ -176,6 +182,23 @@ for ns in client-acme client-globex client-initech; do
     zones=$(kubectl -n "$ns" get pods -l app.kubernetes.io/component=server -o jsonpath='{range .items[*]}{.spec.nodeName} {end}')
     results+=("$ns: helm install --wait: deployed, $ready pods ready under PSS restricted, on nodes: $zones")
 done
+
+# The cluster: workers ready behind their headless Service, which the coordinators' config names.
+workers=$(kubectl -n client-hooli get deployment tsql-workers -o jsonpath='{.status.readyReplicas}/{.spec.replicas}')
+[[ $workers == 3/3 ]] || die "client-hooli: the worker Deployment has $workers pods ready, not 3/3"
+nodes=$(kubectl -n client-hooli get pods -l app.kubernetes.io/component=worker -o jsonpath='{range .items[*]}{.spec.nodeName} {end}')
+[[ $(kubectl -n client-hooli get service tsql-workers -o jsonpath='{.spec.clusterIP}') == None ]] ||
+    die "client-hooli: the Service tsql-workers is not headless"
+addresses=$(kubectl -n client-hooli get endpointslices -l kubernetes.io/service-name=tsql-workers \
+    -o jsonpath='{range .items[*].endpoints[?(@.conditions.ready==true)]}{.addresses[0]} {end}')
+[[ $(wc -w <<<"$addresses") -eq 3 ]] || die "client-hooli: the headless Service lists [$addresses], not the 3 workers"
+kubectl -n client-hooli get configmap tsql -o jsonpath='{.data.tsql\.toml}' |
+    grep -qx 'workers = \["tsql-workers.client-hooli.svc:32020"\]' || die "client-hooli: the coordinators' config does not name tsql-workers"
+kubectl -n client-hooli get configmap tsql -o jsonpath='{.data.worker\.toml}' | grep -q '^cluster_secret_file = ' ||
+    die "client-hooli: no worker.toml with cluster_secret_file"
+kubectl -n client-hooli get secret tsql-cluster-secret >/dev/null 2>&1 || die "client-hooli: no chart-made cluster secret"
+coordinators=$(kubectl -n client-hooli get pods -l app.kubernetes.io/component=server -o name | wc -l)
+results+=("client-hooli: $workers workers ready (on ${nodes% }) beside $coordinators coordinators; the headless Service tsql-workers lists ${addresses% }; tsql.toml names tsql-workers.client-hooli.svc:32020")
 
 # Upgrade with a config change: the checksum annotation rolls the pods; then roll back.
 before=$(kubectl -n client-acme get deployment tsql -o jsonpath='{.spec.template.metadata.annotations.checksum/config}')
@@ -204,10 +227,17 @@ fi
 grep -q 'violates PodSecurity "restricted' "$WORK/root-pod.log" || { cat "$WORK/root-pod.log"; die "a root pod was refused for another reason"; }
 results+=("client-acme: a root pod is refused (violates PodSecurity restricted), the chart's pods are not")
 
-for ns in client-acme client-globex client-initech; do
+# The chart-made cluster secret is kept across upgrades too.
+kubectl -n client-hooli get secret tsql-cluster-secret -o jsonpath='{.data.cluster-secret}' >"$WORK/cluster1"
+helm upgrade tsql "$CHART" -n client-hooli -f "${values[client-hooli]}" --wait --timeout 3m >/dev/null 2>&1 || die "helm upgrade of client-hooli"
+kubectl -n client-hooli get secret tsql-cluster-secret -o jsonpath='{.data.cluster-secret}' >"$WORK/cluster2"
+cmp -s "$WORK/cluster1" "$WORK/cluster2" || die "helm upgrade replaced the chart-made cluster secret"
+results+=("client-hooli: the chart-made cluster secret survived helm upgrade (lookup)")
+
+for ns in "${namespaces[@]}"; do
     helm uninstall tsql -n "$ns" --wait --timeout 2m >/dev/null 2>&1 || die "helm uninstall in $ns"
 done
-results+=("helm uninstall in all three namespaces")
+results+=("helm uninstall in all four namespaces")
 
 echo
 say "passed in $((SECONDS - started)) s (Kubernetes $(kubectl version -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)["serverVersion"]["gitVersion"])'), kwok v0.8.0):"

@@ -7,7 +7,12 @@
 #      scripts/k8s-schemas/servicemonitor-monitoring-v1.json, written for it);
 #   3. kube-score on every rendering (its ignored tests are listed below, with why);
 #   4. bad values are refused, each with a message that says what to change;
-#   5. the rendered tsql.toml of each example (and of the defaults) passes `tsql check-config`
+#   5. the cluster (workers.replicas > 0; deploy/examples/client-*-cluster.yaml): the
+#      worker objects and config render, coordinators and workers never select each
+#      other's pods, a config change rolls the workers too; with workers.replicas=0
+#      nothing of the cluster renders;
+#   6. the rendered tsql.toml of each example (and of the defaults), and worker.toml of
+#      the cluster examples, pass `tsql check-config`
 #      (skipped, saying so, when the tsql binary has no such subcommand).
 # Tools come from scripts/k8s-tools.sh (cached in ~/.cache/tsql-tools).
 # Usage: bash scripts/k8s-check.sh      (exit status 0 when every check passed)
@@ -64,6 +69,11 @@ for values in "${EXAMPLES[@]}"; do
 done
 render defaults /dev/null
 renderings+=(defaults)
+# The bigger single-node example as a cluster too: TLS on the coordinators only,
+# an existing cluster-secret Secret, a user from an existing Secret.
+GLOBEX_WORKERS=(--set workers.replicas=2 --set workers.clusterSecret.existingSecret=globex-tsql-cluster-secret)
+render client-globex-workers "$ROOT/deploy/examples/client-globex.yaml" "${GLOBEX_WORKERS[@]}" --api-versions monitoring.coreos.com/v1
+renderings+=(client-globex-workers)
 grep -q 'kind: ServiceMonitor' "$WORK/client-globex-servicemonitor.yaml" || die "no ServiceMonitor rendered with monitoring.coreos.com/v1"
 ! grep -q 'kind: ServiceMonitor' "$WORK/client-globex.yaml" || die "a ServiceMonitor rendered without the monitoring.coreos.com/v1 API"
 pass "the ServiceMonitor renders only where monitoring.coreos.com/v1 exists"
@@ -134,27 +144,175 @@ refused "an unknown Cyoda auth mode" "auth" --set cyoda.auth=basic
 refused "no way to log in (no users, no Cyoda passthrough)" "nobody could log in" --set cyoda.enabled=false
 refused "spill in memory that does not fit beside memory_limit" "spill files count against the container's memory" \
     --set spill.medium=Memory --set spill.sizeLimit=2Gi
+refused "workers.replicas negative" "workers.replicas.*(minimum|0)" --set workers.replicas=-1
+refused "workers.replicas as a string" "workers.replicas.*(integer|string)" --set-string workers.replicas=three
+refused "a misspelt workers key" "workers.*additional propert.*'replica'" --set workers.replica=3
+refused "workers.port also a port of the front ends" "workers.port \(9464\) is also ports.metrics" \
+    --set workers.replicas=2 --set workers.port=9464
+refused "an unknown workers.distributed mode" "workers.distributed" --set workers.replicas=2 --set workers.distributed=always
+refused "workers.distributeMinSplits 0" "distributeMinSplits" --set workers.replicas=2 --set workers.distributeMinSplits=0
+refused "workers.clusterSecret.existingSecret with an empty key" "existingSecretKey" --set workers.replicas=2 \
+    --set workers.clusterSecret.existingSecret=s --set workers.clusterSecret.existingSecretKey=
+refused "worker resources without a memory limit" "workers.resources.*(limits|memory)" --set workers.replicas=2 \
+    --set-json 'workers.resources={"limits": {"cpu": "2"}}'
+refused "memory.limit above the workers' own memory limit" "above the container's memory limit workers.resources.limits.memory" \
+    -f "$acme" --set workers.replicas=2 --set memory.limit=3Gi \
+    --set-json 'workers.resources={"limits": {"cpu": "2", "memory": "2Gi", "ephemeral-storage": "12Gi"}}'
+refused "worker ephemeral storage not above the spill emptyDir" "workers.resources.limits.ephemeral-storage" \
+    -f "$acme" --set workers.replicas=2 \
+    --set-json 'workers.resources={"limits": {"cpu": "2", "memory": "4Gi", "ephemeral-storage": "8Gi"}}'
 
-# 5. The rendered config, checked by tsql itself.
+# 5. The cluster.
+CLUSTER_EXAMPLES=("$ROOT"/deploy/examples/client-*-cluster.yaml)
+[[ -e ${CLUSTER_EXAMPLES[0]} ]] || die "no cluster example (deploy/examples/client-*-cluster.yaml)"
+for values in "${CLUSTER_EXAMPLES[@]}"; do
+    client=$(basename "$values" .yaml)
+    rendering=$WORK/$client-servicemonitor.yaml
+    for object in "Deployment tsql-workers" "Service tsql-workers" "NetworkPolicy tsql-workers" \
+        "ServiceMonitor tsql-workers" "Secret tsql-cluster-secret"; do
+        awk -v kind="${object% *}" -v name="${object#* }" '
+            /^kind: / {k = $2} /^  name: / && k == kind && $2 == name {found = 1} END {exit !found}' "$rendering" ||
+            die "$client: no $object rendered"
+    done
+    workers=$(awk '/^kind: / {k = $2} /^  name: / {n = $2} k == "Deployment" && n == "tsql-workers" && /^  replicas: / {print $2}' "$rendering")
+    if ((workers > 1)); then
+        grep -q 'name: tsql-workers$' <(awk '/^kind: PodDisruptionBudget/,/^---/' "$rendering") || die "$client: no PodDisruptionBudget for the $workers workers"
+    fi
+    grep -q 'clusterIP: None' <(awk '/^kind: Service$/,/^---/' "$rendering") || die "$client: the workers' Service is not headless"
+    grep -q 'args: \["serve", "--config", "/etc/tsql/worker.toml"\]' "$rendering" || die "$client: the workers do not run worker.toml"
+    grep -q 'helm.sh/resource-policy: keep' <(awk '/^kind: Secret/,/^---/' "$rendering") || die "$client: the cluster secret is not kept"
+    pass "$client: worker Deployment, headless Service tsql-workers, PodDisruptionBudget, NetworkPolicy, ServiceMonitor and the kept cluster Secret render"
+done
+
+# The config of both roles, from the cluster example.
+config_of() { # RENDERING KEY: the ConfigMap's KEY (tsql.toml, worker.toml) as plain text
+    awk -v key="$2" '$0 ~ "^  " key ": \\|" {inside = 1; next}
+        inside && /^ *$/ {blank++; next}
+        inside && /^    / {for (; blank > 0; blank--) print ""; print substr($0, 5); next} inside {exit}' "$1"
+}
+cluster_example=${CLUSTER_EXAMPLES[0]}
+cluster_client=$(basename "$cluster_example" .yaml)
+config_of "$WORK/$cluster_client.yaml" tsql.toml >"$WORK/coordinator.toml"
+config_of "$WORK/$cluster_client.yaml" worker.toml >"$WORK/worker.toml"
+grep -qx "workers = \[\"tsql-workers.$cluster_client.svc:32020\"\]" "$WORK/coordinator.toml" ||
+    { cat "$WORK/coordinator.toml"; die "the coordinators' config does not name the workers' headless Service"; }
+for key in worker_listen cluster_secret_file distributed; do
+    grep -q "^$key = " "$WORK/coordinator.toml" || die "the coordinators' config lacks $key"
+done
+for key in worker_listen cluster_secret_file; do
+    grep -q "^$key = " "$WORK/worker.toml" || die "worker.toml lacks $key"
+done
+for key in workers distributed ticket_key_file tls_cert; do
+    ! grep -q "^$key = " "$WORK/worker.toml" || die "worker.toml has $key"
+done
+diff <(sed -n '/^\[\[users\]\]\|^\[\[source\]\]/,$p' "$WORK/coordinator.toml") \
+    <(sed -n '/^\[\[users\]\]\|^\[\[source\]\]/,$p' "$WORK/worker.toml") >/dev/null ||
+    die "worker.toml's users and sources differ from the coordinators'"
+pass "$cluster_client: tsql.toml names the workers (tsql-workers.$cluster_client.svc:32020); worker.toml has the same users and sources, worker_listen and cluster_secret_file, and no workers"
+printf 'workers:\n  replicas: 1\n  distributed: on\n' >"$WORK/unquoted-on.yaml"
+helm template tsql "$CHART" -f "$WORK/unquoted-on.yaml" --show-only templates/configmap.yaml | grep -q '^    distributed = "on"$' ||
+    die "workers.distributed: on (YAML true) did not render distributed = \"on\""
+pass "workers.distributed: on, unquoted (YAML true), renders distributed = \"on\""
+
+# Selectors: each selects the pods of exactly one Deployment (coordinators and
+# workers never select each other's pods), across every rendering.
+if python3 -c 'import yaml' 2>/dev/null; then
+    cat >"$WORK/selectors.py" <<'PY'
+import sys, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+def selects(selector, labels):
+    ok = all(labels.get(k) == v for k, v in (selector.get("matchLabels") or {}).items())
+    for e in selector.get("matchExpressions") or []:
+        has, values = labels.get(e["key"]), e.get("values") or []
+        ok = ok and {"In": has in values, "NotIn": has not in values,
+                     "Exists": has is not None, "DoesNotExist": has is None}[e["operator"]]
+    return ok
+pods = {d["metadata"]["name"]: d["spec"]["template"]["metadata"]["labels"] for d in docs if d["kind"] == "Deployment"}
+services = {d["metadata"]["name"]: d["metadata"]["labels"] for d in docs if d["kind"] == "Service"}
+for d in docs:
+    kind, name, spec = d["kind"], d["metadata"]["name"], d.get("spec") or {}
+    targets, selectors = pods, []
+    if kind in ("Deployment", "PodDisruptionBudget"):
+        selectors.append(spec["selector"])
+    elif kind == "Service":
+        selectors.append({"matchLabels": spec["selector"]})
+    elif kind == "NetworkPolicy" and not name.endswith("-test"):
+        selectors.append(spec["podSelector"])
+    elif kind == "ServiceMonitor":
+        targets = services
+        selectors.append(spec["selector"])
+    if kind == "Deployment":
+        selectors += [c["labelSelector"] for c in spec["template"]["spec"].get("topologySpreadConstraints") or []]
+    for s in selectors:
+        hit = [n for n, labels in targets.items() if selects(s, labels)]
+        if len(hit) != 1 or (kind == "Deployment" and hit != [name]):
+            sys.exit(f"{kind} {name}: its selector {s} selects {hit or 'nothing'}")
+PY
+    for name in "${renderings[@]}"; do
+        python3 - "$WORK/$name.yaml" <"$WORK/selectors.py" || die "selectors of $name"
+    done
+    # The check bites: workers labelled as coordinators are selected twice.
+    sed 's/component: worker$/component: server/' "$WORK/client-globex-workers.yaml" >"$WORK/broken-selectors.yaml"
+    ! python3 - "$WORK/broken-selectors.yaml" <"$WORK/selectors.py" >/dev/null 2>&1 ||
+        die "the selector check accepted workers labelled as coordinators"
+    pass "selectors of every rendering: each Deployment, Service, PodDisruptionBudget, NetworkPolicy and topology spread selects the pods of one Deployment, each ServiceMonitor one Service (and a rendering where they overlap is refused)"
+else
+    echo "skipped: the selector check (python3 has no yaml module: pip install pyyaml)"
+    checked+=("SKIPPED the selector check: python3 has no yaml module")
+fi
+
+# A change of the config rolls the workers too (their pod template carries the ConfigMap's checksum).
+checksums() { grep -E '^\s+checksum/config:' | awk '{print $2}' | sort -u | tr '\n' ' '; }
+before=$(checksums <"$WORK/$cluster_client.yaml")
+[[ $(wc -w <<<"$before") -eq 1 ]] || die "coordinators and workers carry different config checksums: $before"
+grep -c 'checksum/config:' "$WORK/$cluster_client.yaml" | grep -qx 2 || die "not both Deployments carry checksum/config"
+after=$(helm template tsql "$CHART" --namespace "$cluster_client" -f "$cluster_example" --set server.maxRunningQueries=7 | checksums)
+[[ $before != "$after" ]] || die "a config change left the workers' checksum/config unchanged"
+pass "a config change rolls coordinators and workers (one checksum/config on both pod templates, changed by the config)"
+
+# Without workers nothing of the cluster renders.
+single=(defaults)
+for values in "${EXAMPLES[@]}"; do
+    [[ $values == *-cluster.yaml ]] || single+=("$(basename "$values" .yaml)")
+done
+for name in "${single[@]}"; do
+    if grep -Eq 'tsql-workers|tsql-cluster-secret|component: worker|worker\.toml|^    (workers|worker_listen|cluster_secret_file|distributed|distribute_min_splits) = |containerPort: 32020' "$WORK/$name.yaml"; then
+        grep -En 'tsql-workers|tsql-cluster-secret|component: worker|worker\.toml|^    (workers|worker_listen|cluster_secret_file|distributed|distribute_min_splits) = |containerPort: 32020' "$WORK/$name.yaml"
+        die "$name (workers.replicas=0) renders cluster objects or keys"
+    fi
+done
+pass "workers.replicas=0 (${single[*]}): no worker object, no cluster Secret, no worker port, no cluster key in tsql.toml"
+
+# 6. The rendered config, checked by tsql itself.
 if [[ -x $TSQL ]] && "$TSQL" help check-config >/dev/null 2>&1; then
     # The config names files mounted in the pod; make stand-ins under a fake root.
     fake=$WORK/root
     mkdir -p "$fake/etc/tsql/secrets/users/0" "$fake/etc/tsql/tls" "$fake/var/spill"
     head -c 36 /dev/urandom | base64 >"$fake/etc/tsql/secrets/ticket-key"
+    head -c 36 /dev/urandom | base64 >"$fake/etc/tsql/secrets/cluster-secret"
     echo -n 'a stand-in password' | "$TSQL" hash-password >"$fake/etc/tsql/secrets/users/0/password-hash"
     echo -n 'a stand-in password' >"$fake/etc/tsql/secrets/cassandra-password"
     openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=tsql -keyout "$fake/etc/tsql/tls/tls.key" \
         -out "$fake/etc/tsql/tls/tls.crt" >/dev/null 2>&1
     cp "$fake/etc/tsql/tls/tls.crt" "$fake/etc/tsql/secrets/cassandra-ca.pem"
-    for values in "${EXAMPLES[@]}" defaults; do
+    for values in "${EXAMPLES[@]}" defaults client-globex-workers; do
         client=$(basename "$values" .yaml)
+        more=()
         [[ $values == defaults ]] && values=/dev/null
-        helm template tsql "$CHART" --namespace "$client" -f "$values" --show-only templates/configmap.yaml |
-            awk '/^  tsql.toml: \|/ {inside = 1; next} inside && /^    / {print substr($0, 5); next} inside && /^$/ {print; next} inside {exit}' |
-            sed -e "s#\"/etc/tsql/#\"$fake/etc/tsql/#g" -e "s#\"/var/spill\"#\"$fake/var/spill\"#" >"$WORK/$client.toml"
-        "$TSQL" check-config --config "$WORK/$client.toml" >"$WORK/check.txt" 2>&1 ||
-            { cat "$WORK/$client.toml" "$WORK/check.txt"; die "tsql check-config of $client's rendered config"; }
-        pass "tsql check-config: the rendered config of $client: $(tail -n 1 "$WORK/check.txt" | cut -c 1-160)"
+        [[ $values == client-globex-workers ]] && values=$ROOT/deploy/examples/client-globex.yaml && more=("${GLOBEX_WORKERS[@]}")
+        helm template tsql "$CHART" --namespace "$client" -f "$values" "${more[@]}" --show-only templates/configmap.yaml >"$WORK/$client-configmap.yaml"
+        files=(tsql.toml)
+        [[ $client == *-cluster || $client == client-globex-workers ]] && files+=(worker.toml)
+        for file in "${files[@]}"; do
+            grep -q "^  $file: |" "$WORK/$client-configmap.yaml" || die "$client: the ConfigMap has no $file"
+            config_of "$WORK/$client-configmap.yaml" "$file" |
+                sed -e "s#\"/etc/tsql/#\"$fake/etc/tsql/#g" -e "s#\"/var/spill\"#\"$fake/var/spill\"#" >"$WORK/$client-$file"
+            "$TSQL" check-config --config "$WORK/$client-$file" >"$WORK/check.txt" 2>&1 ||
+                { cat "$WORK/$client-$file" "$WORK/check.txt"; die "tsql check-config of $client's rendered $file"; }
+            summary=$(tail -n 1 "$WORK/check.txt" | sed "s#^config OK: $WORK/[^:]*: #config OK: #")
+            cluster=$(grep -o 'cluster: [^;]*' <<<"$summary" || true)
+            pass "tsql check-config: $client's $file: $(cut -c 1-150 <<<"$summary")${cluster:+ ... $cluster}"
+        done
     done
 else
     echo "skipped: tsql check-config (no tsql binary with that subcommand at $TSQL; build tsql, or set TSQL_BIN)"

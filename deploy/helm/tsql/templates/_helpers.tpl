@@ -21,11 +21,40 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end -}}
 
-{{/* The server pods; the helm test pod has component "test" and is not selected. */}}
+{{/*
+The server pods (coordinators when workers run); the worker pods have
+component "worker", the helm test pod "test": neither is selected.
+*/}}
 {{- define "tsql.selectorLabels" -}}
 app.kubernetes.io/name: {{ include "tsql.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/component: server
+{{- end -}}
+
+{{/* The worker pods (workers.replicas > 0). */}}
+{{- define "tsql.workerSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "tsql.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: worker
+{{- end -}}
+
+{{/* The selector labels of a role's pods: (dict "root" $ "role" "server"|"worker"). */}}
+{{- define "tsql.roleSelectorLabels" -}}
+{{- if eq .role "worker" -}}
+{{- include "tsql.workerSelectorLabels" .root -}}
+{{- else -}}
+{{- include "tsql.selectorLabels" .root -}}
+{{- end -}}
+{{- end -}}
+
+{{/* "true" when the release runs workers (workers.replicas > 0), else "". */}}
+{{- define "tsql.cluster" -}}
+{{- if gt (int .Values.workers.replicas) 0 }}true{{ end -}}
+{{- end -}}
+
+{{/* The headless Service of the workers, and the name coordinators resolve. */}}
+{{- define "tsql.workersName" -}}
+{{- printf "%s-workers" (include "tsql.fullname" . | trunc 55 | trimSuffix "-") -}}
 {{- end -}}
 
 {{- define "tsql.serviceAccountName" -}}
@@ -61,18 +90,36 @@ integer text. Milli-units and exponents are refused: sizes here are whole bytes.
 {{- end -}}
 
 {{/*
-The limits tsql gets, derived from the container's and checked against them:
-a dict of memoryLimit, queryMemoryLimit, spillLimit, querySpillLimit (bytes,
-0 when tsql's own default applies).
+A role's container resources: (dict "root" $ "role" "server"|"worker") gives
+{"key": where they are in the values, "resources": them} as JSON. Workers
+have workers.resources, or the top-level resources when that is null.
+*/}}
+{{- define "tsql.roleResources" -}}
+{{- $v := .root.Values -}}
+{{- if and (eq .role "worker") $v.workers.resources -}}
+{{- toJson (dict "key" "workers.resources" "resources" $v.workers.resources) -}}
+{{- else -}}
+{{- toJson (dict "key" "resources" "resources" $v.resources) -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+The limits tsql gets in a role's pods, (dict "root" $ "role" "server"|"worker"),
+derived from the container's and checked against them: a dict of memoryLimit,
+queryMemoryLimit, spillLimit, querySpillLimit (bytes, 0 when tsql's own
+default applies).
 */}}
 {{- define "tsql.limits" -}}
-{{- $v := .Values -}}
-{{- $container := include "tsql.bytes" (dict "key" "resources.limits.memory" "quantity" $v.resources.limits.memory) | int64 -}}
+{{- $v := .root.Values -}}
+{{- $r := include "tsql.roleResources" . | fromJson -}}
+{{- $key := $r.key -}}
+{{- $containerMemory := $r.resources.limits.memory -}}
+{{- $container := include "tsql.bytes" (dict "key" (printf "%s.limits.memory" $key) "quantity" $containerMemory) | int64 -}}
 {{- $memory := 0 -}}
 {{- if $v.memory.limit -}}
 {{- $memory = include "tsql.bytes" (dict "key" "memory.limit" "quantity" $v.memory.limit) | int64 -}}
 {{- if gt $memory $container -}}
-{{- fail (printf "memory.limit (%s) is above the container's memory limit resources.limits.memory (%s): the kernel would kill tsql before its own limit stops a query. Lower memory.limit or raise resources.limits.memory." (toString $v.memory.limit) (toString $v.resources.limits.memory)) -}}
+{{- fail (printf "memory.limit (%s) is above the container's memory limit %s.limits.memory (%s): the kernel would kill tsql before its own limit stops a query. Lower memory.limit or raise %s.limits.memory." (toString $v.memory.limit) $key (toString $containerMemory) $key) -}}
 {{- end -}}
 {{- else -}}
 {{- if or (le (float64 $v.memory.limitFraction) 0.0) (gt (float64 $v.memory.limitFraction) 1.0) -}}
@@ -108,10 +155,10 @@ a dict of memoryLimit, queryMemoryLimit, spillLimit, querySpillLimit (bytes,
 {{- end -}}
 {{- end -}}
 {{- if and (eq $v.spill.medium "Memory") (gt (add $memory $disk) $container) -}}
-{{- fail (printf "spill.medium is Memory, so spill files count against the container's memory: memory_limit (%s) plus spill.sizeLimit (%s) must fit in resources.limits.memory (%s). Lower them, or keep spill on disk (spill.medium: \"\")." (include "tsql.size" $memory) (toString $v.spill.sizeLimit) (toString $v.resources.limits.memory)) -}}
+{{- fail (printf "spill.medium is Memory, so spill files count against the container's memory: memory_limit (%s) plus spill.sizeLimit (%s) must fit in %s.limits.memory (%s). Lower them, or keep spill on disk (spill.medium: \"\")." (include "tsql.size" $memory) (toString $v.spill.sizeLimit) $key (toString $containerMemory)) -}}
 {{- end -}}
 {{- if lt $memory 1048576 -}}
-{{- fail "memory_limit would be below 1MiB: raise resources.limits.memory or memory.limitFraction" -}}
+{{- fail (printf "memory_limit would be below 1MiB: raise %s.limits.memory or memory.limitFraction" $key) -}}
 {{- end -}}
 {{- toJson (dict "memoryLimit" $memory "queryMemoryLimit" $queryMemory "spillLimit" $spill "querySpillLimit" $querySpill) -}}
 {{- end -}}
@@ -129,6 +176,14 @@ a dict of memoryLimit, queryMemoryLimit, spillLimit, querySpillLimit (bytes,
 {{- default (printf "%s-ticket-key" (include "tsql.fullname" .)) .Values.ticketKey.existingSecret -}}
 {{- end -}}
 
+{{/* The Secret holding the cluster secret (workers.replicas > 0), and its key there. */}}
+{{- define "tsql.clusterSecret" -}}
+{{- default (printf "%s-cluster-secret" (include "tsql.fullname" .)) .Values.workers.clusterSecret.existingSecret -}}
+{{- end -}}
+{{- define "tsql.clusterSecretKey" -}}
+{{- ternary .Values.workers.clusterSecret.existingSecretKey "cluster-secret" (not (empty .Values.workers.clusterSecret.existingSecret)) -}}
+{{- end -}}
+
 {{/* The Secret the chart makes for values given in clear (user hashes, the Cassandra password). */}}
 {{- define "tsql.valuesSecret" -}}
 {{- printf "%s-credentials" (include "tsql.fullname" .) -}}
@@ -136,3 +191,102 @@ a dict of memoryLimit, queryMemoryLimit, spillLimit, querySpillLimit (bytes,
 
 {{/* Where each secret is mounted in the pod. */}}
 {{- define "tsql.secretsDir" -}}/etc/tsql/secrets{{- end -}}
+
+{{/*
+NetworkPolicy ingress rule: /metrics (and the probes' port) from the
+monitoring namespace, and with "test" from this release's `helm test` pod:
+(dict "root" $ "test" true|false).
+*/}}
+{{- define "tsql.networkPolicyMetrics" -}}
+{{- $np := .root.Values.networkPolicy -}}
+- from:
+    - namespaceSelector:
+        {{- toYaml $np.monitoring.namespaceSelector | nindent 8 }}
+      podSelector:
+        {{- toYaml $np.monitoring.podSelector | nindent 8 }}
+    {{- if .test }}
+    - podSelector:
+        matchLabels:
+          app.kubernetes.io/name: {{ include "tsql.name" .root }}
+          app.kubernetes.io/instance: {{ .root.Release.Name }}
+          app.kubernetes.io/component: test
+    {{- end }}
+  ports:
+    - port: metrics
+      protocol: TCP
+{{- end -}}
+
+{{/*
+NetworkPolicy egress rules of coordinators and workers alike: cluster DNS,
+the CPM pods, the Cassandra nodes, networkPolicy.extraEgress and, with
+workers, the worker port of this release's coordinators and workers.
+*/}}
+{{- define "tsql.networkPolicyEgress" -}}
+{{- $v := .Values -}}
+{{- $np := $v.networkPolicy -}}
+- to:
+    - namespaceSelector:
+        {{- toYaml $np.dns.namespaceSelector | nindent 8 }}
+      podSelector:
+        {{- toYaml $np.dns.podSelector | nindent 8 }}
+  ports:
+    - port: 53
+      protocol: UDP
+    - port: 53
+      protocol: TCP
+{{- if $v.cyoda.enabled }}
+{{- $url := urlParse $v.cyoda.url }}
+{{- $port := regexFind "[0-9]+$" (regexFind ":[0-9]+$" $url.host) | default (ternary "443" "80" (eq $url.scheme "https")) }}
+- to:
+    - podSelector:
+        {{- toYaml $v.cyoda.podSelector | nindent 8 }}
+  ports:
+    - port: {{ int $port }}
+      protocol: TCP
+{{- end }}
+{{- if $v.cassandra.enabled }}
+{{- $cidrs := $v.cassandra.egressCIDRs }}
+{{- $ports := dict }}
+{{- range $v.cassandra.contactPoints }}
+{{- $port := regexFind "[0-9]+$" (regexFind ":[0-9]+$" .) | default "9042" }}
+{{- $_ := set $ports $port true }}
+{{- end }}
+{{- if not $cidrs }}
+{{- range $v.cassandra.contactPoints }}
+{{- $host := regexReplaceAll ":[0-9]+$" . "" }}
+{{- if not (regexMatch "^[0-9]+\\.[0-9]+\\.[0-9]+\\.[0-9]+$" $host) }}
+{{- fail (printf "cassandra contact point %q is not an IPv4 address, so the NetworkPolicy cannot allow it: set cassandra.egressCIDRs to the ring's addresses (e.g. [\"10.20.0.0/24\"]) or networkPolicy.enabled=false" .) }}
+{{- end }}
+{{- $cidrs = append $cidrs (printf "%s/32" $host) }}
+{{- end }}
+{{- end }}
+- to:
+    {{- range $cidrs }}
+    - ipBlock:
+        cidr: {{ . }}
+    {{- end }}
+  ports:
+    {{- range $port, $_ := $ports }}
+    - port: {{ int $port }}
+      protocol: TCP
+    {{- end }}
+{{- end }}
+{{- if include "tsql.cluster" . }}
+# The worker port: fragments, shuffled data, stages' output.
+- to:
+    - podSelector:
+        matchLabels:
+          app.kubernetes.io/name: {{ include "tsql.name" . }}
+          app.kubernetes.io/instance: {{ .Release.Name }}
+        matchExpressions:
+          - key: app.kubernetes.io/component
+            operator: In
+            values: [server, worker]
+  ports:
+    - port: {{ $v.workers.port }}
+      protocol: TCP
+{{- end }}
+{{- with $np.extraEgress }}
+{{- toYaml . | nindent 0 }}
+{{- end }}
+{{- end -}}
