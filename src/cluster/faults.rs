@@ -16,7 +16,7 @@ use datafusion::physical_plan::{
 };
 use futures::StreamExt;
 
-use super::workers::{Workers, answers, unavailable};
+use super::workers::{Workers, unavailable};
 
 /// Runs a distributed plan, turning a lost worker into a clear error.
 #[derive(Debug)]
@@ -57,16 +57,13 @@ fn is_transport(e: &DataFusionError) -> bool {
     .any(|m| text.contains(m))
 }
 
-/// The workers that do not accept a connection now.
+/// The workers that do not answer now, by URL.
 async fn down(workers: &Workers) -> Vec<String> {
-    let checks = workers
-        .known()
-        .into_iter()
-        .map(|u| async move { (!answers(&u).await).then(|| u.to_string()) });
-    futures::future::join_all(checks)
+    workers
+        .not_answering()
         .await
-        .into_iter()
-        .flatten()
+        .iter()
+        .map(ToString::to_string)
         .collect()
 }
 

@@ -38,6 +38,7 @@ pub struct Workers {
     refusing: Arc<RwLock<Vec<Url>>>,
     elsewhere: Arc<AtomicUsize>,
     status_channels: Arc<Mutex<HashMap<Url, Channel>>>,
+    pass: Option<Arc<PassKey>>,
 }
 
 impl Workers {
@@ -45,13 +46,16 @@ impl Workers {
     /// status with passes of `pass` every [`REFRESH`] on the current tokio
     /// runtime. The first round is done before this returns.
     pub async fn start(entries: Vec<String>, pass: Arc<PassKey>) -> Workers {
-        let workers = Workers::default();
-        workers.refresh(&entries, &pass).await;
+        let workers = Workers {
+            pass: Some(pass),
+            ..Workers::default()
+        };
+        workers.refresh(&entries).await;
         let w = workers.clone();
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(REFRESH).await;
-                w.refresh(&entries, &pass).await;
+                w.refresh(&entries).await;
             }
         });
         workers
@@ -84,7 +88,7 @@ impl Workers {
         self.elsewhere.load(Ordering::Relaxed)
     }
 
-    async fn refresh(&self, entries: &[String], pass: &PassKey) {
+    async fn refresh(&self, entries: &[String]) {
         let mut found = BTreeSet::new();
         for entry in entries {
             match tokio::net::lookup_host(entry.as_str()).await {
@@ -92,26 +96,7 @@ impl Workers {
                 Err(e) => tracing::warn!("cluster: cannot resolve worker '{entry}': {e}"),
             }
         }
-        let request = StatusRequest {
-            node: node_id().to_string(),
-            running: crate::metrics::metrics().running.get().max(0) as u32,
-        };
-        let header = pass.issue(&Caller::named("tsql-node"));
-        let checks = found.iter().map(|u| {
-            let (u, request, header) = (u.clone(), request.clone(), header.clone());
-            async move {
-                let outcome = match self.status_channel(&u).await {
-                    Some(channel) => {
-                        tokio::time::timeout(CONNECT_TIMEOUT, ask(channel, &header, request))
-                            .await
-                            .unwrap_or_else(|_| Err(tonic::Status::deadline_exceeded("no answer")))
-                    }
-                    None => Err(tonic::Status::unavailable("no connection")),
-                };
-                (u, outcome)
-            }
-        });
-        let results = futures::future::join_all(checks).await;
+        let results = self.ask_all(found.iter().cloned()).await;
         let mut live = Vec::new();
         let mut refusing = Vec::new();
         let mut down = Vec::new();
@@ -139,7 +124,7 @@ impl Workers {
             tracing::info!(
                 "cluster: {} worker(s) answer: [{}]{}{}",
                 live.len(),
-                live.iter().map(Url::as_str).collect::<Vec<_>>().join(", "),
+                listed(&live),
                 if down.is_empty() {
                     String::new()
                 } else {
@@ -150,11 +135,7 @@ impl Workers {
                 } else {
                     format!(
                         "; refusing this node's task passes (their cluster_secret differs): [{}]",
-                        refusing
-                            .iter()
-                            .map(Url::as_str)
-                            .collect::<Vec<_>>()
-                            .join(", ")
+                        listed(&refusing)
                     )
                 }
             );
@@ -162,6 +143,59 @@ impl Workers {
         *self.known.write().expect("not poisoned") = found;
         *self.live.write().expect("not poisoned") = live;
         *self.refusing.write().expect("not poisoned") = refusing;
+    }
+
+    /// Makes the status call to each of `urls` (at most [`CONNECT_TIMEOUT`] each).
+    async fn ask_all(
+        &self,
+        urls: impl Iterator<Item = Url>,
+    ) -> Vec<(Url, Result<super::status::StatusReply, tonic::Status>)> {
+        let request = StatusRequest {
+            node: node_id().to_string(),
+            running: crate::metrics::metrics().running.get().max(0) as u32,
+        };
+        let header = self
+            .pass
+            .as_ref()
+            .map(|p| p.issue(&Caller::named("tsql-node")))
+            .unwrap_or_default();
+        let checks = urls.map(|u| {
+            let (request, header) = (request.clone(), header.clone());
+            async move {
+                let outcome = match self.status_channel(&u).await {
+                    Some(channel) => {
+                        tokio::time::timeout(CONNECT_TIMEOUT, ask(channel, &header, request))
+                            .await
+                            .unwrap_or_else(|_| Err(tonic::Status::deadline_exceeded("no answer")))
+                    }
+                    None => Err(tonic::Status::unavailable("no connection")),
+                };
+                (u, outcome)
+            }
+        });
+        futures::future::join_all(checks).await
+    }
+
+    /// The known workers that do not answer a status call now. (A TCP
+    /// connect is not enough: the kernel still completes handshakes on the
+    /// port of a process that is being killed.)
+    pub async fn not_answering(&self) -> Vec<Url> {
+        self.ask_all(self.known().into_iter())
+            .await
+            .into_iter()
+            .filter(|(_, outcome)| {
+                outcome
+                    .as_ref()
+                    .is_err_and(|e| e.code() != tonic::Code::Unauthenticated)
+            })
+            .map(|(url, _)| {
+                self.status_channels
+                    .lock()
+                    .expect("not poisoned")
+                    .remove(&url);
+                url
+            })
+            .collect()
     }
 
     /// The connection status calls to `url` use (made on first use).
@@ -184,12 +218,9 @@ impl Workers {
     }
 }
 
-/// Whether the worker at `url` accepts a connection within [`CONNECT_TIMEOUT`].
-pub async fn answers(url: &Url) -> bool {
-    let addr = (url.host_str().unwrap_or(""), url.port().unwrap_or(0));
-    tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(addr))
-        .await
-        .is_ok_and(|r| r.is_ok())
+/// `urls` as one comma-separated list.
+fn listed(urls: &[Url]) -> String {
+    urls.iter().map(Url::as_str).collect::<Vec<_>>().join(", ")
 }
 
 fn url_of(addr: SocketAddr) -> Url {
@@ -204,11 +235,7 @@ impl WorkerResolver for Workers {
             if !refusing.is_empty() {
                 return Err(unavailable(format!(
                     "the workers [{}] refuse this node's task passes: their cluster_secret is not this node's; give every node the same secret",
-                    refusing
-                        .iter()
-                        .map(Url::as_str)
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    listed(&refusing)
                 )));
             }
             return Err(unavailable(
