@@ -30,6 +30,10 @@ pub const REFRESH: Duration = Duration::from_secs(2);
 /// How long a worker may take to accept a connection before it counts as down.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// Status rounds in a row a live worker may leave unanswered in time
+/// before it is left out (a worker whose cores a query saturates answers late).
+const SLOW_ROUNDS: u32 = 3;
+
 /// The live workers, refreshed in the background.
 #[derive(Debug, Clone, Default)]
 pub struct Workers {
@@ -38,6 +42,7 @@ pub struct Workers {
     refusing: Arc<RwLock<Vec<Url>>>,
     elsewhere: Arc<AtomicUsize>,
     status_channels: Arc<Mutex<HashMap<Url, Channel>>>,
+    misses: Arc<Mutex<HashMap<Url, u32>>>,
     pass: Option<Arc<PassKey>>,
 }
 
@@ -97,6 +102,7 @@ impl Workers {
             }
         }
         let results = self.ask_all(found.iter().cloned()).await;
+        let previously = self.live();
         let mut live = Vec::new();
         let mut refusing = Vec::new();
         let mut down = Vec::new();
@@ -104,11 +110,22 @@ impl Workers {
         for (url, outcome) in results {
             match outcome {
                 Ok(reply) => {
+                    self.misses.lock().expect("not poisoned").remove(&url);
                     elsewhere = elsewhere.max(reply.running_elsewhere as usize);
                     stage_boards().update(reply.tasks);
                     live.push(url);
                 }
                 Err(e) if e.code() == tonic::Code::Unauthenticated => refusing.push(url),
+                // A live worker too busy to answer in time (its cores saturated
+                // by a query) stays in for a few rounds; one that is gone
+                // (connection refused, reset) is left out at once.
+                Err(e)
+                    if e.code() == tonic::Code::DeadlineExceeded
+                        && previously.contains(&url)
+                        && self.missed(&url) < SLOW_ROUNDS =>
+                {
+                    live.push(url);
+                }
                 Err(_) => {
                     self.status_channels
                         .lock()
@@ -196,6 +213,14 @@ impl Workers {
                 url
             })
             .collect()
+    }
+
+    /// Counts a late answer of `url`; the late answers in a row before this one.
+    fn missed(&self, url: &Url) -> u32 {
+        let mut misses = self.misses.lock().expect("not poisoned");
+        let n = misses.entry(url.clone()).or_insert(0);
+        *n += 1;
+        *n - 1
     }
 
     /// The connection status calls to `url` use (made on first use).
