@@ -581,12 +581,8 @@ impl Engine {
         if let Some(cluster) = &self.cluster {
             // Workers read as this caller: the sealed pass travels with every fragment.
             use datafusion_distributed::DistributedExt;
-            let mut headers = http::HeaderMap::new();
-            if let Ok(v) = cluster.pass.issue(caller).parse() {
-                headers.insert(crate::cluster::PASS_HEADER, v);
-            }
             builder = builder
-                .with_distributed_passthrough_headers(headers)
+                .with_distributed_passthrough_headers(cluster.pass.headers(caller))
                 .expect("the pass header is not a reserved name");
         }
         let ctx = SessionContext::new_with_state(builder.with_catalog_list(catalogs).build());

@@ -239,6 +239,8 @@ impl QueryLog {
             Vec::new(),
             Vec::new(),
         );
+        // This node's own tasks of distributed queries, counted now.
+        crate::cluster::stage_boards().update_local();
         for e in entries {
             let r = e.0.lock().expect("not poisoned");
             if !everyone && r.owner != *owner {

@@ -65,8 +65,9 @@ impl Cluster {
                     .map_err(|e| DataFusionError::Plan(format!("worker_url: {e}")))?
             }
         };
-        let workers = Workers::start(settings.workers.clone(), pass.clone()).await;
         let channels = Channels::default();
+        let workers =
+            Workers::start(settings.workers.clone(), pass.clone(), channels.clone()).await;
         let engine = Arc::new(OnceLock::new());
         let sessions = WorkerSessions {
             engine: engine.clone(),
@@ -198,14 +199,7 @@ impl WorkerSessions {
             .unwrap_or_default()
             .with_extension(Arc::new(WorkerTables(engine.context().clone())));
         // The next hop (a worker reading another's stage) carries a fresh pass.
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            PASS_HEADER,
-            self.pass
-                .issue(&caller)
-                .parse()
-                .map_err(|e| DataFusionError::Internal(format!("task pass header: {e}")))?,
-        );
+        let headers = self.pass.headers(&caller);
         Ok(
             SessionStateBuilder::new_from_existing(engine.context().state())
                 .with_config(config)

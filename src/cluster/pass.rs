@@ -52,6 +52,18 @@ impl PassKey {
         URL_SAFE_NO_PAD.encode(self.sealer.seal(PURPOSE, body.to_string().as_bytes()))
     }
 
+    /// Request headers carrying a fresh pass for `caller` (what every
+    /// fragment sent on `caller`'s behalf is sent with).
+    pub fn headers(&self, caller: &Caller) -> http::HeaderMap {
+        let mut headers = http::HeaderMap::new();
+        let pass = self
+            .issue(caller)
+            .parse()
+            .expect("a pass is URL-safe base64, a valid header value");
+        headers.insert(PASS_HEADER, pass);
+        headers
+    }
+
     /// The caller named by the pass in a request's [`PASS_HEADER`] (its
     /// text, when the header is there and is text).
     pub fn open_header(&self, value: Option<&str>) -> Result<Caller, String> {

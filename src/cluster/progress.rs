@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
+use datafusion::common::ResolvedTableReference;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::error::Result;
 use datafusion::execution::TaskContext;
@@ -94,6 +95,12 @@ impl TaskCounter {
         self.failed.load(Ordering::Relaxed)
             || self.done.load(Ordering::Relaxed) >= u64::from(self.partitions)
     }
+
+    /// Whether the board still keeps it at `now`: running, or ended within [`KEEP_ENDED`].
+    fn kept(&self, now: Instant) -> bool {
+        !self.finished()
+            || now.duration_since(*self.touched.lock().expect("not poisoned")) < KEEP_ENDED
+    }
 }
 
 /// Tasks whose last partition ended this long ago are forgotten.
@@ -119,10 +126,7 @@ impl TaskBoard {
         let mut tasks = self.tasks.lock().expect("not poisoned");
         if tasks.len() >= MAX_TASKS {
             let now = Instant::now();
-            tasks.retain(|_, c| {
-                !c.finished()
-                    || now.duration_since(*c.touched.lock().expect("not poisoned")) < KEEP_ENDED
-            });
+            tasks.retain(|_, c| c.kept(now));
         }
         tasks
             .entry((key.clone(), task))
@@ -142,10 +146,7 @@ impl TaskBoard {
     pub fn of_node(&self, node: &str) -> Vec<TaskProgress> {
         let mut tasks = self.tasks.lock().expect("not poisoned");
         let now = Instant::now();
-        tasks.retain(|_, c| {
-            !c.finished()
-                || now.duration_since(*c.touched.lock().expect("not poisoned")) < KEEP_ENDED
-        });
+        tasks.retain(|_, c| c.kept(now));
         tasks
             .iter()
             .filter(|((k, _), _)| k.node == node)
@@ -408,16 +409,15 @@ impl StageBoards {
         }
     }
 
-    /// The stages of `query` and their progress, with this process's own
-    /// tasks counted at once (workers' as of their last status call).
+    /// Takes in the counts of the tasks this process runs itself (workers'
+    /// come with the status calls); once before reading the boards.
+    pub fn update_local(&self) {
+        self.update(task_board().of_node(node_id()));
+    }
+
+    /// The stages of `query` and their progress, as last updated.
     pub fn describe(&self, query: &str) -> Option<String> {
-        let board = self.get(query)?;
-        for p in task_board().of_node(node_id()) {
-            if p.query == query {
-                board.update(p);
-            }
-        }
-        Some(board.describe())
+        Some(self.get(query)?.describe())
     }
 }
 
@@ -490,25 +490,31 @@ fn mark(plan: Arc<dyn ExecutionPlan>, key: StageKey) -> Result<Arc<dyn Execution
 /// What a stage does, in a few words: the table it scans (its own, not a
 /// later stage's), else its top operator below the head.
 fn label_of(plan: &Arc<dyn ExecutionPlan>) -> String {
+    if let Some(table) = table_read_by(plan) {
+        return format!("scan {table}");
+    }
+    let top = if is_head(plan) {
+        plan.children().first().map(|c| c.name().to_string())
+    } else {
+        None
+    };
+    top.unwrap_or_else(|| plan.name().to_string())
+}
+
+/// The table the stage `plan` scans itself (not through another stage), if any.
+pub fn table_read_by(plan: &Arc<dyn ExecutionPlan>) -> Option<ResolvedTableReference> {
     let mut table = None;
     let _ = plan.apply(|p| {
         if p.is_network_boundary() {
             return Ok(TreeNodeRecursion::Jump);
         }
         if let Some(scan) = p.downcast_ref::<ClusterScanExec>() {
-            table = Some(format!("scan {}", scan.request().table));
+            table = Some(scan.request().table.clone());
             return Ok(TreeNodeRecursion::Stop);
         }
         Ok(TreeNodeRecursion::Continue)
     });
-    table.unwrap_or_else(|| {
-        let top = if is_head(plan) {
-            plan.children().first().map(|c| c.name().to_string())
-        } else {
-            None
-        };
-        top.unwrap_or_else(|| plan.name().to_string())
-    })
+    table
 }
 
 #[cfg(test)]

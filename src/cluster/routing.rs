@@ -9,16 +9,12 @@
 
 use std::sync::Arc;
 
-use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::error::Result;
 use datafusion::physical_plan::ExecutionPlan;
-use datafusion_distributed::{
-    NetworkBoundaryExt, RouteTasksEvent, RouteTasksEventResponse, RouteTasksHandler,
-};
+use datafusion_distributed::{RouteTasksEvent, RouteTasksEventResponse, RouteTasksHandler};
 use url::Url;
 
-use super::progress::{marker_of, stage_boards};
-use super::scan::ClusterScanExec;
+use super::progress::{marker_of, stage_boards, table_read_by};
 use super::workers::{Workers, unavailable};
 
 /// Where the `tasks` tasks of stage `stage` run, given the `live` workers,
@@ -60,7 +56,7 @@ impl TaskRouter {
         assign(
             stage,
             tasks,
-            scans(plan),
+            table_read_by(plan).is_some(),
             &self.workers.live(),
             &self.coordinator,
         )
@@ -84,22 +80,6 @@ impl RouteTasksHandler for TaskRouter {
         }
         Some(Ok(RouteTasksEventResponse::new(urls)))
     }
-}
-
-/// Whether the stage `plan` reads a source itself (not through another stage).
-fn scans(plan: &Arc<dyn ExecutionPlan>) -> bool {
-    let mut found = false;
-    let _ = plan.apply(|p| {
-        if p.is_network_boundary() {
-            return Ok(TreeNodeRecursion::Jump);
-        }
-        if p.is::<ClusterScanExec>() {
-            found = true;
-            return Ok(TreeNodeRecursion::Stop);
-        }
-        Ok(TreeNodeRecursion::Continue)
-    });
-    found
 }
 
 #[cfg(test)]

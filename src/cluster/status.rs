@@ -129,11 +129,11 @@ impl tower_service::Service<http::Request<Body>> for StatusService {
     }
 }
 
-/// Asks the worker behind `channel` for its status, with `pass` (a task
-/// pass header value) as credentials.
+/// Asks the worker behind `channel` for its status, with `headers` (a
+/// task pass, [`super::PassKey::headers`]) as credentials.
 pub async fn ask(
     channel: tonic::transport::Channel,
-    pass: &str,
+    headers: http::HeaderMap,
     request: StatusRequest,
 ) -> Result<StatusReply, tonic::Status> {
     let mut grpc = tonic::client::Grpc::new(channel);
@@ -141,12 +141,7 @@ pub async fn ask(
         .await
         .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
     let mut request = tonic::Request::new(request);
-    let header = pass
-        .parse()
-        .map_err(|_| tonic::Status::internal("a task pass is not a header value"))?;
-    request
-        .metadata_mut()
-        .insert(super::pass::PASS_HEADER, header);
+    *request.metadata_mut() = tonic::metadata::MetadataMap::from_headers(headers);
     let path = http::uri::PathAndQuery::from_static(STATUS_PATH);
     grpc.unary(request, path, tonic_prost::ProstCodec::default())
         .await

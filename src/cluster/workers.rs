@@ -41,7 +41,7 @@ pub struct Workers {
     known: Arc<RwLock<BTreeSet<Url>>>,
     refusing: Arc<RwLock<Vec<Url>>>,
     elsewhere: Arc<AtomicUsize>,
-    status_channels: Arc<Mutex<HashMap<Url, Channel>>>,
+    channels: Channels,
     misses: Arc<Mutex<HashMap<Url, u32>>>,
     pass: Option<Arc<PassKey>>,
 }
@@ -50,9 +50,11 @@ impl Workers {
     /// Workers found from `entries` (host:port each), asked for their
     /// status with passes of `pass` every [`REFRESH`] on the current tokio
     /// runtime. The first round is done before this returns.
-    pub async fn start(entries: Vec<String>, pass: Arc<PassKey>) -> Workers {
+    /// Status calls go over `channels`, the connections queries use.
+    pub async fn start(entries: Vec<String>, pass: Arc<PassKey>, channels: Channels) -> Workers {
         let workers = Workers {
             pass: Some(pass),
+            channels,
             ..Workers::default()
         };
         workers.refresh(&entries).await;
@@ -127,17 +129,13 @@ impl Workers {
                     live.push(url);
                 }
                 Err(_) => {
-                    self.status_channels
-                        .lock()
-                        .expect("not poisoned")
-                        .remove(&url);
+                    self.channels.forget(&url);
                     down.push(url.to_string());
                 }
             }
         }
         self.elsewhere.store(elsewhere, Ordering::Relaxed);
-        let before = self.live();
-        if before != live || *self.refusing.read().expect("not poisoned") != refusing {
+        if previously != live || *self.refusing.read().expect("not poisoned") != refusing {
             tracing::info!(
                 "cluster: {} worker(s) answer: [{}]{}{}",
                 live.len(),
@@ -171,21 +169,21 @@ impl Workers {
             node: node_id().to_string(),
             running: crate::metrics::metrics().running.get().max(0) as u32,
         };
-        let header = self
+        let headers = self
             .pass
             .as_ref()
-            .map(|p| p.issue(&Caller::named("tsql-node")))
+            .map(|p| p.headers(&Caller::named("tsql-node")))
             .unwrap_or_default();
         let checks = urls.map(|u| {
-            let (request, header) = (request.clone(), header.clone());
+            let (request, headers) = (request.clone(), headers.clone());
             async move {
-                let outcome = match self.status_channel(&u).await {
-                    Some(channel) => {
-                        tokio::time::timeout(CONNECT_TIMEOUT, ask(channel, &header, request))
+                let outcome = match self.channels.channel(&u).await {
+                    Ok(channel) => {
+                        tokio::time::timeout(CONNECT_TIMEOUT, ask(channel, headers, request))
                             .await
                             .unwrap_or_else(|_| Err(tonic::Status::deadline_exceeded("no answer")))
                     }
-                    None => Err(tonic::Status::unavailable("no connection")),
+                    Err(e) => Err(tonic::Status::unavailable(e.to_string())),
                 };
                 (u, outcome)
             }
@@ -206,10 +204,7 @@ impl Workers {
                     .is_err_and(|e| e.code() != tonic::Code::Unauthenticated)
             })
             .map(|(url, _)| {
-                self.status_channels
-                    .lock()
-                    .expect("not poisoned")
-                    .remove(&url);
+                self.channels.forget(&url);
                 url
             })
             .collect()
@@ -221,25 +216,6 @@ impl Workers {
         let n = misses.entry(url.clone()).or_insert(0);
         *n += 1;
         *n - 1
-    }
-
-    /// The connection status calls to `url` use (made on first use).
-    async fn status_channel(&self, url: &Url) -> Option<Channel> {
-        if let Some(c) = self.status_channels.lock().expect("not poisoned").get(url) {
-            return Some(c.clone());
-        }
-        let channel = Endpoint::from_shared(url.to_string())
-            .ok()?
-            .connect_timeout(CONNECT_TIMEOUT)
-            .tcp_nodelay(true)
-            .connect()
-            .await
-            .ok()?;
-        self.status_channels
-            .lock()
-            .expect("not poisoned")
-            .insert(url.clone(), channel.clone());
-        Some(channel)
     }
 }
 
@@ -279,12 +255,13 @@ pub fn unavailable(message: impl Into<String>) -> DataFusionError {
     )))
 }
 
-/// Connections to workers: one per worker, reused; a connection that
-/// cannot be made in [`CONNECT_TIMEOUT`], or that stops answering HTTP/2
-/// pings, fails the query naming the worker instead of hanging it.
+/// Connections to workers: one per worker, reused by queries and status
+/// calls; a connection that cannot be made in [`CONNECT_TIMEOUT`], or that
+/// stops answering HTTP/2 pings, fails the query naming the worker instead
+/// of hanging it.
 #[derive(Clone, Default)]
 pub struct Channels {
-    open: Arc<Mutex<HashMap<Url, BoxCloneSyncChannel>>>,
+    open: Arc<Mutex<HashMap<Url, Channel>>>,
 }
 
 impl std::fmt::Debug for Channels {
@@ -297,31 +274,38 @@ impl std::fmt::Debug for Channels {
 #[async_trait]
 impl ChannelResolver for Channels {
     async fn get_worker_client_for_url(&self, url: &Url) -> Result<Box<dyn WorkerChannel>> {
-        if let Some(c) = self.open.lock().expect("not poisoned").get(url) {
-            return Ok(create_worker_client(c.clone()));
-        }
-        let endpoint = Endpoint::from_shared(url.to_string())
-            .map_err(|e| unavailable(format!("worker {url}: not a URL: {e}")))?
-            .connect_timeout(CONNECT_TIMEOUT)
-            .tcp_nodelay(true)
-            .http2_keep_alive_interval(Duration::from_secs(5))
-            .keep_alive_timeout(Duration::from_secs(10))
-            .keep_alive_while_idle(true);
-        let channel = endpoint.connect().await.map_err(|e| {
+        let channel = self.channel(url).await.map_err(|e| {
             unavailable(format!(
                 "worker {url} is unavailable ({e}); it is left out of new queries until it answers again"
             ))
         })?;
-        let boxed = BoxCloneSyncChannel::new(channel);
-        self.open
-            .lock()
-            .expect("not poisoned")
-            .insert(url.clone(), boxed.clone());
-        Ok(create_worker_client(boxed))
+        Ok(create_worker_client(BoxCloneSyncChannel::new(channel)))
     }
 }
 
 impl Channels {
+    /// The connection to `url`: the open one, else a new one.
+    pub async fn channel(&self, url: &Url) -> std::result::Result<Channel, String> {
+        if let Some(c) = self.open.lock().expect("not poisoned").get(url) {
+            return Ok(c.clone());
+        }
+        let channel = Endpoint::from_shared(url.to_string())
+            .map_err(|e| format!("not a URL: {e}"))?
+            .connect_timeout(CONNECT_TIMEOUT)
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(Duration::from_secs(5))
+            .keep_alive_timeout(Duration::from_secs(10))
+            .keep_alive_while_idle(true)
+            .connect()
+            .await
+            .map_err(|e| e.to_string())?;
+        self.open
+            .lock()
+            .expect("not poisoned")
+            .insert(url.clone(), channel.clone());
+        Ok(channel)
+    }
+
     /// Forgets the connection to `url` (after it failed).
     pub fn forget(&self, url: &Url) {
         self.open.lock().expect("not poisoned").remove(url);
